@@ -1,0 +1,72 @@
+"""The ``edge-rcnn`` command line: thin argparse subcommands over the public Python functions.
+
+Each module in this package adds its subcommands with ``register(subparsers)`` and sets
+``func`` on them; ``main`` turns every ``EdgeRcnnError`` into one line on stderr and its exit
+code (2 for bad input, 3 for an accuracy drop over ``--max-drop``). Nothing here imports
+TensorFlow, so ``edge-rcnn --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from edge_rcnn import __version__
+from edge_rcnn.errors import EdgeRcnnError
+
+# Order is the order of --help.
+COMMAND_MODULES = ("edge_rcnn.cli.train", "edge_rcnn.cli.convert", "edge_rcnn.cli.run", "edge_rcnn.cli.bench")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own errors: one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="edge-rcnn", description="Train, quantize and run CNN+RNN video models on edge devices.")
+    parser.add_argument("--version", action="version", version=f"edge-rcnn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # a command group that is not built yet
+        module.register(sub)
+    return parser
+
+
+def csv_list(text: str) -> list[str]:
+    """argparse type for ``a,b,c``."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        result = args.func(args)
+    except EdgeRcnnError as exc:
+        print(f"edge-rcnn {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"edge-rcnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("EDGE_RCNN_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        print(
+            f"edge-rcnn {args.command}: internal error: {type(exc).__name__}: {first} "
+            "(set EDGE_RCNN_DEBUG=1 for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 1
+    return int(result or 0)

@@ -1,0 +1,35 @@
+"""The error hierarchy shared by every edge-rcnn package.
+
+It lives in ``runtimes`` because that package must stand alone on a device (numpy and a runtime,
+nothing else); ``edge_rcnn.errors`` and ``converters`` re-export and extend it. Every error is
+one line that names the file or argument and what was expected; the CLI prints ``str(err)`` and
+exits with ``err.exit_code``.
+"""
+
+from __future__ import annotations
+
+
+class EdgeRcnnError(Exception):
+    """Base of all errors edge-rcnn raises on purpose. ``exit_code`` is what the CLI returns."""
+
+    exit_code = 2
+
+
+class InputError(EdgeRcnnError, ValueError):
+    """Bad input from the caller: wrong shape, dtype, values, arguments."""
+
+
+class ModelFileError(EdgeRcnnError, ValueError):
+    """A path that is not a model the runtimes can read (missing, truncated, wrong format)."""
+
+
+class MetadataError(ModelFileError):
+    """A model file without the facts needed to run it (labels, normalization, ...)."""
+
+
+class RuntimeUnavailableError(EdgeRcnnError, RuntimeError):
+    """A runtime, delegate or device that is not installed or not present; says how to get it."""
+
+
+class SourceError(EdgeRcnnError, OSError):
+    """A camera, stream, video file or frame folder that cannot be opened or read."""
