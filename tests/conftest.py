@@ -1,0 +1,72 @@
+"""Shared fixtures: tiny configs, models and data folders made at test time (seconds each)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("EDGE_RCNN_QUIET", "1")  # no progress bars in test logs
+
+# Tiny built-in data: 2 digits x 2 directions = 4 classes, 8 frames of 32x32.
+TINY_DIGITS = (0, 1)
+TINY_DIRECTIONS = ("right", "left")
+TINY_FRAMES = 8
+
+
+def tiny_model_config(**overrides):
+    from edge_rcnn.config import ModelConfig
+
+    kwargs = dict(
+        labels=tuple(f"{d}_{m}" for d in TINY_DIGITS for m in TINY_DIRECTIONS),
+        frames=TINY_FRAMES, input_size=(32, 32), channels=3, backbone="tiny", width=4, units=8,
+    )
+    kwargs.update(overrides)
+    return ModelConfig(**kwargs)
+
+
+@pytest.fixture
+def tiny_config():
+    return tiny_model_config()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory):
+    """An untrained tiny clip model (tiny backbone, LSTM) saved as model.keras; returns the path."""
+    from edge_rcnn._keras import keras
+    from edge_rcnn.model import build_model, save_model
+
+    keras().utils.set_random_seed(0)
+    config = tiny_model_config()
+    path = tmp_path_factory.mktemp("tiny_model") / "model.keras"
+    save_model(build_model(config), config, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_dir(tmp_path_factory):
+    """A tiny moving-digits folder of .mp4 clips: DATA/{train,val}/<label>/*.mp4."""
+    from edge_rcnn.data.moving_digits import make_moving_digits
+
+    out = tmp_path_factory.mktemp("digits")
+    return make_moving_digits(
+        out, digits=TINY_DIGITS, directions=TINY_DIRECTIONS, clips_per_class=16,
+        frames=TINY_FRAMES, size=32, seed=0, progress=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def trained_model_file(tmp_path_factory, digits_dir):
+    """A tiny model trained on ``digits_dir`` for a few epochs (well above chance); its model.keras."""
+    from edge_rcnn.train import TrainConfig, train
+
+    run = tmp_path_factory.mktemp("trained_run")
+    result = train(digits_dir, run, tiny_model_config(), TrainConfig(epochs=12, batch=8, lr=3e-3, seed=0))
+    return result.model_path
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
