@@ -1,0 +1,76 @@
+"""The training loop's bookkeeping as one Keras callback (imports TensorFlow: load it lazily).
+
+Per epoch it shows a progress bar, keeps ``best.keras`` (best val accuracy) and ``last.keras``
+plus ``state.json`` for resuming, and stops early after ``patience`` epochs without progress.
+All writes go through temp-file-then-rename.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from edge_rcnn._keras import keras
+from edge_rcnn._util import atomic_path, progress, write_json_atomic
+from edge_rcnn.config import ModelConfig
+
+
+class RunKeeper(keras().callbacks.Callback):
+    def __init__(self, out: Path, config: ModelConfig, train_config: dict[str, Any],
+                 state: dict[str, Any] | None, steps: int):
+        super().__init__()
+        self.out, self.config, self.train_config, self.steps = Path(out), config, train_config, steps
+        state = state or {}
+        self.history: dict[str, list[float]] = state.get("history", {})
+        self.best: float = state.get("best", -1.0)
+        self.wait: int = state.get("wait", 0)
+        self.seconds: float = state.get("seconds", 0.0)
+        self.patience: int = train_config["patience"]
+        self.epochs: int = train_config["epochs"]
+        self.stopped_early: bool = self.wait >= self.patience
+        self._bar = None
+        self._t0 = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+        self._bar = progress(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch", leave=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._bar is not None:
+            self._bar.update(1)
+            if logs:
+                self._bar.set_postfix(loss=f"{logs.get('loss', 0):.3f}", acc=f"{logs.get('accuracy', 0):.3f}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+        self.seconds += time.perf_counter() - self._t0
+        val_acc = logs.get("val_accuracy", 0.0)
+        if self._bar is not None:
+            self._bar.set_postfix(loss=f"{logs.get('loss', 0):.3f}", acc=f"{logs.get('accuracy', 0):.3f}",
+                                  val_acc=f"{val_acc:.3f}")
+            self._bar.close()
+        if val_acc > self.best:
+            self.best, self.wait = val_acc, 0
+            self._save(self.out / "best.keras", include_optimizer=False)
+        else:
+            self.wait += 1
+        self._save(self.out / "last.keras", include_optimizer=True)
+        write_json_atomic(self.out / "state.json", {
+            "epoch": epoch + 1, "best": self.best, "wait": self.wait, "seconds": self.seconds,
+            "history": self.history, "config": self.config.to_dict(), "train_config": self.train_config,
+        })
+        if self.wait >= self.patience:
+            self.stopped_early = True
+            self.model.stop_training = True
+
+    def _save(self, path: Path, include_optimizer: bool) -> None:
+        with atomic_path(path) as tmp:
+            keras_tmp = tmp.with_name(tmp.name + ".keras")  # Keras wants the .keras suffix
+            try:
+                self.model.save(keras_tmp, include_optimizer=include_optimizer)
+                keras_tmp.replace(tmp)
+            finally:
+                keras_tmp.unlink(missing_ok=True)

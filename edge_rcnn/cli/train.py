@@ -1,0 +1,83 @@
+"""``edge-rcnn data`` and ``edge-rcnn train``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from edge_rcnn.cli import csv_list
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="write a built-in dataset as a folder of clips")
+    data_sub = p.add_subparsers(dest="dataset", metavar="DATASET", required=True)
+    d = data_sub.add_parser("moving-digits", help="moving handwritten digits (label = digit + direction)")
+    d.add_argument("out", help="output folder (OUT/train/<label>/*.mp4, OUT/val/<label>/*.mp4)")
+    d.add_argument("--digits", type=lambda s: tuple(int(x) for x in csv_list(s)), default=(0, 1, 2, 3),
+                   help="digits to use (default: 0,1,2,3)")
+    d.add_argument("--directions", type=lambda s: tuple(csv_list(s)), default=("right", "left", "down", "up"),
+                   help="motions (default: right,left,down,up)")
+    d.add_argument("--clips-per-class", type=int, default=40, help="clips per label (default: 40)")
+    d.add_argument("--frames", type=int, default=16, help="frames per clip (default: 16)")
+    d.add_argument("--size", type=int, default=32, help="frame side in pixels (default: 32)")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=cmd_data)
+
+    t = sub.add_parser("train", help="train a CNN+RNN model on a folder of clips")
+    t.add_argument("data", help="DATA/<label>/*.mp4 or DATA/<label>/<clip>/*.jpg (DATA/train, DATA/val if present)")
+    t.add_argument("--out", "-o", required=True, help="run folder (RUN/model.keras, curves, confusion matrix)")
+    t.add_argument("--frames", type=int, help="frames per clip T (default 16)")
+    t.add_argument("--size", type=int, help="input side in pixels (default 32)")
+    t.add_argument("--channels", type=int, choices=(1, 3), help="1 (grey) or 3 (colour, default)")
+    t.add_argument("--mode", help="clip (T frames -> label, default) or image")
+    t.add_argument("--backbone", help="tiny, mobilenet (default) or resnet")
+    t.add_argument("--width", type=int, help="backbone base filters (default 16)")
+    t.add_argument("--rnn", help="lstm (default) or gru")
+    t.add_argument("--units", type=int, help="RNN units (default 64)")
+    t.add_argument("--layers", type=int, help="stacked RNN layers (default 1)")
+    t.add_argument("--dropout", type=float, help="dropout before the classifier (default 0)")
+    t.add_argument("--normalization", help="unit, symmetric (default) or imagenet")
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--batch", type=int, default=16)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--patience", type=int, default=8, help="early stopping patience in epochs (default 8)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--no-augment", action="store_true", help="no crop/brightness/flip augmentation")
+    t.add_argument("--flip", choices=("auto", "yes", "no"), default="auto",
+                   help="horizontal flip augmentation; auto: unless the dataset says flips change labels")
+    t.add_argument("--strategy", default="none", help="none, mirrored (all GPUs) or multiworker (TF_CONFIG)")
+    t.set_defaults(func=cmd_train)
+
+
+MODEL_FLAGS = ("frames", "channels", "mode", "backbone", "width", "rnn", "units", "layers", "dropout", "normalization")
+
+
+def cmd_data(args) -> int:
+    from edge_rcnn.data.moving_digits import make_moving_digits
+
+    out = make_moving_digits(args.out, digits=args.digits, directions=args.directions,
+                             clips_per_class=args.clips_per_class, frames=args.frames, size=args.size,
+                             seed=args.seed)
+    print(f"wrote the moving-digits dataset to {out}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from edge_rcnn.train import TrainConfig, train
+
+    overrides = {name: getattr(args, name) for name in MODEL_FLAGS if getattr(args, name) is not None}
+    if args.size is not None:
+        overrides["input_size"] = (args.size, args.size)
+    tc = TrainConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, patience=args.patience,
+                     strategy=args.strategy, augment=not args.no_augment,
+                     flip={"auto": None, "yes": True, "no": False}[args.flip])
+    try:
+        result = train(args.data, args.out, overrides, tc)
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.out} holds the last finished epoch; run the same command to resume",
+              file=sys.stderr)
+        return 130
+    print(f"best val top-1 {result.best_val_accuracy:.1%} after {result.epochs_run} epochs "
+          f"({result.seconds:.0f} s); model: {result.model_path}")
+    print(f"curves: {result.run_dir / 'training_curves.png'}  confusion: {result.run_dir / 'confusion_matrix.png'}")
+    return 0
