@@ -1,0 +1,119 @@
+"""``tf.data`` input pipeline for training: decode with OpenCV in parallel, cache, augment, batch.
+
+TensorFlow is imported inside :func:`make_dataset` only (``import edge_rcnn.data`` stays cheap).
+Augmentation (training only) is seeded and stateless: the same ``seed`` gives the same batches.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import numpy as np
+
+from edge_rcnn.config import InputMode, ModelConfig
+from edge_rcnn.data.clips import ClipError, ClipRef, DataWarning, read_sample
+from edge_rcnn.errors import DataError
+
+MAX_CROP = 0.10  # random crop: up to this fraction of each side, then resized back
+MAX_BRIGHTNESS = 0.10  # brightness jitter, as a fraction of the full 0..255 range
+
+
+def label_indices(refs: Sequence[ClipRef], config: ModelConfig) -> np.ndarray:
+    """``config.labels.index(ref.label)`` for each ref; ``DataError`` naming unknown labels."""
+    unknown = sorted({r.label for r in refs} - set(config.labels))
+    if unknown:
+        raise DataError(f"labels {unknown} (e.g. {next(r.path for r in refs if r.label in unknown)}) "
+                        f"are not among the model's labels {list(config.labels)}")
+    return np.array([config.labels.index(r.label) for r in refs], np.int64)
+
+
+def make_dataset(
+    refs: Sequence[ClipRef], config: ModelConfig, *, batch: int, training: bool, seed: int = 0,
+    flip: bool = False, cache: bool = True,
+):
+    """A ``tf.data.Dataset`` of ``(float32 [B, *config.input_shape] normalized, int64 [B] labels)``.
+
+    ``training`` shuffles (seeded, reshuffled each epoch) and augments: the same random crop
+    (up to 10% per side, resized back) for all T frames of a clip, brightness jitter, and a
+    horizontal flip when ``flip`` is set (only for flip-invariant labels). Otherwise the order
+    and values are deterministic. Clips that fail to decode are dropped with a warning.
+    """
+    from edge_rcnn._keras import tf as get_tf
+
+    tf = get_tf()
+    refs = tuple(refs)
+    if not refs:
+        raise DataError("make_dataset: no clips given; expected at least one ClipRef")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise DataError(f"batch: expected a positive integer, got {batch!r}")
+    labels = label_indices(refs, config)
+    shape = config.input_shape
+
+    def decode(i):
+        ref = refs[int(i)]
+        try:
+            return read_sample(ref, config)[0], True
+        except ClipError as exc:
+            warnings.warn(f"skipping a clip that does not decode: {exc}", DataWarning, stacklevel=1)
+            return np.zeros(shape, np.uint8), False
+
+    def decode_tf(i, y):
+        x, ok = tf.numpy_function(decode, [i], [tf.uint8, tf.bool], stateful=False)
+        x.set_shape(shape)
+        ok.set_shape(())
+        return x, y, ok
+
+    mean, std = (tf.constant(v, tf.float32) for v in config.mean_std)
+
+    def decoded_ok(x, y, ok):
+        return ok
+
+    def drop_flag(x, y, ok):
+        return x, y
+
+    def to_float(x, y):
+        return tf.cast(x, tf.float32), y
+
+    def normalize_tf(x, y):
+        return (x / 255.0 - mean) / std, y
+
+    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(refs), dtype=np.int64), labels))
+    ds = ds.map(decode_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.filter(decoded_ok).map(drop_flag)
+    if cache:
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(len(refs), seed=seed, reshuffle_each_iteration=True)
+        noise = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        augment = _make_augment(tf, config, flip)
+        ds = tf.data.Dataset.zip((ds, noise)).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(to_float)
+    ds = ds.map(normalize_tf, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
+
+
+def _make_augment(tf, config: ModelConfig, flip: bool):
+    """``((uint8 sample, label), random int64) -> (float32 0..255 sample, label)``, stateless."""
+    height, width = config.input_size
+    is_image = config.mode is InputMode.IMAGE
+
+    def augment(sample_label, key):
+        x, y = sample_label
+        seeds = tf.random.experimental.stateless_split(tf.stack([key, tf.constant(0, tf.int64)]), 3)
+        clip = tf.cast(x[None] if is_image else x, tf.float32)  # (T, H, W, C)
+        # One crop box for the whole clip: [top, left, 1 - bottom, 1 - right] in [0, 1] coordinates.
+        cut = tf.random.stateless_uniform([4], seeds[0], 0.0, MAX_CROP)
+        box = tf.stack([cut[0], cut[1], 1.0 - cut[2], 1.0 - cut[3]])
+        steps = tf.shape(clip)[0]
+        clip = tf.image.crop_and_resize(clip, tf.tile(box[None], [steps, 1]), tf.range(steps), (height, width))
+        delta = tf.random.stateless_uniform([], seeds[1], -MAX_BRIGHTNESS, MAX_BRIGHTNESS) * 255.0
+        clip = tf.clip_by_value(clip + delta, 0.0, 255.0)
+        if flip:
+            mirror = tf.random.stateless_uniform([], seeds[2]) < 0.5
+            clip = tf.cond(mirror, lambda: tf.reverse(clip, axis=[2]), lambda: clip)
+        clip = clip[0] if is_image else clip
+        return tf.ensure_shape(clip, config.input_shape), y
+
+    return augment
