@@ -14,6 +14,9 @@ from typing import Callable
 from edge_rcnn._keras import keras
 
 BackboneBuilder = Callable[..., object]
+# Faster-moving BN statistics than Keras' 0.99: small datasets give few steps per epoch, and with
+# 0.99 val accuracy swung between 30% and 96% from one epoch to the next (measured on moving digits).
+BN_MOMENTUM = 0.9
 BACKBONES: dict[str, BackboneBuilder] = {}
 
 
@@ -54,7 +57,7 @@ def tiny(config):
 def _conv_bn(x, filters, kernel, stride, name, activation="relu6"):
     L = keras().layers
     x = L.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = L.BatchNormalization(name=f"{name}_bn")(x)
+    x = L.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     if activation == "relu6":
         return L.ReLU(6.0, name=f"{name}_relu6")(x)
     if activation == "relu":
@@ -71,7 +74,7 @@ def mobilenet(config):
     x = _conv_bn(inp, w, 3, 2, "stem")
     for i, (filters, stride) in enumerate([(2 * w, 1), (4 * w, 2), (4 * w, 1), (8 * w, 2)]):
         x = L.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"dw{i}")(x)
-        x = L.BatchNormalization(name=f"dw{i}_bn")(x)
+        x = L.BatchNormalization(momentum=BN_MOMENTUM, name=f"dw{i}_bn")(x)
         x = L.ReLU(6.0, name=f"dw{i}_relu6")(x)
         x = _conv_bn(x, filters, 1, 1, f"pw{i}")
     return k.Model(inp, x, name="backbone")
