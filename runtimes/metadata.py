@@ -188,6 +188,15 @@ def read_metadata(path: str | Path) -> dict[str, Any] | None:
         text = _onnx_metadata_text(path)
     else:
         raise ModelFileError(f"{path}: unknown model type {suffix!r}; expected one of .tflite, .onnx")
+    return parse_metadata(text, path)
+
+
+def parse_metadata(text: str | None, path: str | Path) -> dict[str, Any] | None:
+    """The metadata document from its JSON text (``None`` stays ``None``); ``path`` is for messages.
+
+    For callers that already hold the text, e.g. an ONNX Runtime session's
+    ``custom_metadata_map[METADATA_KEY]``, so the file is not opened a second time.
+    """
     if text is None:
         return None
     try:

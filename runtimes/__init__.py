@@ -1,0 +1,88 @@
+"""edge-rcnn runtimes: one ``load(path).predict(frames)`` on Raspberry Pi, Coral and Jetson.
+
+Needs numpy and one runtime (ai-edge-litert for .tflite, onnxruntime for .onnx); never imports
+TensorFlow, Keras, ``edge_rcnn`` or ``converters``::
+
+    from runtimes import load
+    p = load("model_int8.tflite", device="auto")   # cpu | edgetpu[:usb|:pci|:N] | cuda[:N] | tensorrt[:N] | auto
+    r = p.predict(frames)                           # T uint8 HxWx3 frames (any size), or a video path
+    r.label, r.score, r.topk, r.probs
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from runtimes import edgetpu as _edgetpu  # noqa: F401  (registers "edgetpu")
+from runtimes import litert as _litert  # noqa: F401  (registers "litert")
+from runtimes import onnxrt as _onnxrt  # noqa: F401  (registers "onnxruntime")
+from runtimes.base import (
+    RUNTIMES,
+    Device,
+    DeviceKind,
+    Runtime,
+    TensorInfo,
+    dequantize,
+    get_runtime,
+    parse_device,
+    quantize,
+    register_runtime,
+    runtime_for,
+)
+from runtimes.classify import Class, Prediction, get_classes, get_scores
+from runtimes.devices import DeviceReport, choose_device, list_devices
+from runtimes.errors import (
+    EdgeRcnnError,
+    InputError,
+    MetadataError,
+    ModelFileError,
+    RuntimeUnavailableError,
+    SourceError,
+)
+from runtimes.predictor import Predictor
+from runtimes.spec import ModelKind, ModelSpec, resolve_spec
+
+
+def load_runtime(path: str | Path, device: str | Device = "auto", *, num_threads: int | None = None,
+                 runtime: str | None = None, **options) -> Runtime:
+    """One model file on one device, without labels or preprocessing (``Runtime.invoke(x)``).
+
+    ``runtime`` forces a backend by registry name; ``options`` go to the backend
+    (``cache_dir=`` for ONNX Runtime's TensorRT engine cache).
+    """
+    path = Path(path)
+    device = choose_device(path, device)
+    cls = get_runtime(runtime) if runtime else runtime_for(path, device)
+    if runtime and device.kind not in cls.devices:
+        valid = ", ".join(d.value for d in cls.devices)
+        raise InputError(f"device {device}: the {cls.name} runtime runs on one of: {valid}")
+    return cls(path, device, num_threads=num_threads, **options)
+
+
+def load(path: str | Path, device: str | Device = "auto", *, num_threads: int | None = None,
+         labels: Sequence[str] | None = None, normalization: str | None = None, mean=None, std=None,
+         frames: int | None = None, input_size: Sequence[int] | None = None, color_order: str | None = None,
+         runtime: str | None = None, **options) -> Predictor:
+    """A ``Predictor`` for a .tflite or .onnx file.
+
+    The file's metadata says labels, frames, size and normalization; for a file without it
+    (third-party), pass ``labels`` and ``normalization`` (``"unit"``, ``"symmetric"``,
+    ``"imagenet"``) or ``mean``/``std``; frames and size come from a static input shape.
+    Arguments given here override the metadata.
+    """
+    rt = load_runtime(path, device, num_threads=num_threads, runtime=runtime, **options)
+    spec = resolve_spec(
+        rt.path, rt.metadata, rt.input, rt.output, labels=labels, normalization=normalization,
+        mean=mean, std=std, frames=frames, input_size=input_size, color_order=color_order,
+    )
+    return Predictor(rt, spec)
+
+
+__all__ = [
+    "RUNTIMES", "Class", "Device", "DeviceKind", "DeviceReport", "EdgeRcnnError", "InputError",
+    "MetadataError", "ModelFileError", "ModelKind", "ModelSpec", "Prediction", "Predictor", "Runtime",
+    "RuntimeUnavailableError", "SourceError", "TensorInfo", "choose_device", "dequantize", "get_classes",
+    "get_runtime", "get_scores", "list_devices", "load", "load_runtime", "parse_device", "quantize",
+    "register_runtime", "resolve_spec", "runtime_for",
+]

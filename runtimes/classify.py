@@ -1,0 +1,57 @@
+"""Class probabilities -> typed results (the shape of pycoral's ``adapters/classify.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from runtimes.base import TensorInfo, dequantize
+
+
+@dataclass(frozen=True)
+class Class:
+    """One class: its index in the output, its name and its probability."""
+
+    id: int
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The result of one clip: the top class, the ``topk`` best, and every probability."""
+
+    label: str
+    score: float
+    index: int
+    topk: tuple[Class, ...]
+    probs: np.ndarray = field(compare=False, repr=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "label": self.label, "score": self.score, "index": self.index,
+            "topk": [{"id": c.id, "label": c.label, "score": c.score} for c in self.topk],
+            "probs": [float(p) for p in self.probs],
+        }
+
+
+def get_scores(output: np.ndarray, tensor: TensorInfo) -> np.ndarray:
+    """A raw output tensor -> float32 scores, dequantized with the tensor's scale and zero point."""
+    return dequantize(output, tensor) if tensor.quantized else np.asarray(output, dtype=np.float32)
+
+
+def get_classes(scores: np.ndarray, labels: Sequence[str], top_k: int = 5, threshold: float = -np.inf) -> tuple[Class, ...]:
+    """The ``top_k`` classes with a score at or above ``threshold``, best first (ties: lower id)."""
+    scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+    order = np.argsort(-scores, kind="stable")[: max(int(top_k), 0)]
+    return tuple(Class(int(i), str(labels[i]), float(scores[i])) for i in order if scores[i] >= threshold)
+
+
+def make_prediction(probs: np.ndarray, labels: Sequence[str], top_k: int = 5) -> Prediction:
+    probs = np.asarray(probs, dtype=np.float32).reshape(-1)
+    top = get_classes(probs, labels, top_k=max(int(top_k), 1))
+    best = top[0]
+    probs.setflags(write=False)
+    return Prediction(label=best.label, score=best.score, index=best.id, topk=top, probs=probs)

@@ -1,0 +1,91 @@
+"""Edge TPU backend (Coral USB / M.2 / PCIe / Dev Board): LiteRT with the libedgetpu delegate.
+
+The delegate library is found by a plain platform lookup, as pycoral does; the TPU is chosen
+with pycoral's device strings, passed to the delegate as ``{"device": ...}``: ``""`` (first
+found), ``":0"`` (first, any bus), ``"usb"``, ``"usb:0"``, ``"pci"``, ``"pci:0"``. Only the ops
+inside ``edgetpu-custom-op`` run on the TPU; ``op_split()`` says how many, the rest run on the CPU.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import platform
+import warnings
+from typing import Any
+
+from runtimes.base import DeviceKind, register_runtime
+from runtimes.errors import RuntimeUnavailableError
+from runtimes.litert import LiteRtModule, LiteRtRuntime, import_litert
+
+EDGETPU_LIBRARY = {
+    "Linux": "libedgetpu.so.1",
+    "Darwin": "libedgetpu.1.dylib",
+    "Windows": "edgetpu.dll",
+}
+INSTALL_HINT = "install the Edge TPU runtime: apt install libedgetpu1-std, see coral.ai/docs/accelerator/get-started"
+
+
+def edgetpu_library(system: str | None = None) -> str:
+    """The delegate's shared library name on this (or the given) operating system."""
+    system = system or platform.system()
+    try:
+        return EDGETPU_LIBRARY[system]
+    except KeyError:
+        raise RuntimeUnavailableError(
+            f"Edge TPU: no libedgetpu for {system}; supported systems: {', '.join(EDGETPU_LIBRARY)}"
+        ) from None
+
+
+def library_loadable(library: str) -> bool:
+    """Whether the shared library loads (checked first: LiteRT's ``Delegate`` prints a traceback
+    from its ``__del__`` when the library itself is missing)."""
+    try:
+        ctypes.CDLL(library)
+    except OSError:
+        return False
+    return True
+
+
+def load_edgetpu_delegate(device: str = "", lite: LiteRtModule | None = None) -> Any:
+    """The Edge TPU delegate for one TPU (pycoral device string), or ``RuntimeUnavailableError``."""
+    from runtimes.devices import describe_found
+
+    lite = lite or import_litert()
+    library = edgetpu_library()
+    asked = f"edgetpu:{device}" if device else "edgetpu"
+    if not library_loadable(library):
+        raise RuntimeUnavailableError(
+            f"device {asked}: {library} is not installed ({INSTALL_HINT}); found: {describe_found()}"
+        )
+    options = {"device": device} if device else {}
+    try:
+        return lite.load_delegate(library, options)
+    except (ValueError, OSError, RuntimeError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160] or "no such device"
+        raise RuntimeUnavailableError(
+            f"device {asked}: no Edge TPU opened through {library} ({reason}); found: {describe_found()}"
+        ) from None
+
+
+@register_runtime
+class EdgeTpuRuntime(LiteRtRuntime):
+    """A .tflite file compiled by ``edgetpu_compiler``, on a Coral Edge TPU."""
+
+    name = "edgetpu"
+    suffixes = (".tflite",)
+    devices = (DeviceKind.EDGETPU,)
+    package = "ai-edge-litert + libedgetpu"
+
+    def make_delegates(self) -> list[Any]:
+        delegates = [load_edgetpu_delegate(self.device.spec, self.lite)]
+        split = self.op_split()
+        if split["edgetpu"] == 0:
+            warnings.warn(
+                f"{self.path.name}: not compiled for the Edge TPU, so all {split['cpu']} ops run on the CPU; "
+                "compile the int8 file with edgetpu_compiler (x86-64 Linux) first",
+                RuntimeWarning, stacklevel=5,
+            )
+        return delegates
+
+    def details(self) -> dict[str, Any]:
+        return super().details() | {"delegate": edgetpu_library(), "tpu": self.device.spec or "first found"}

@@ -1,0 +1,146 @@
+"""LiteRT (TensorFlow Lite) backend for .tflite files on a CPU: Raspberry Pi, any Linux, macOS.
+
+The interpreter comes from ``ai_edge_litert`` (the current package), else ``tflite_runtime``
+(its predecessor; 2.14 fails under numpy 2), else ``tensorflow.lite`` -- the last one only when
+neither LiteRT package is installed, so a device never pays for TensorFlow. The default op
+resolver applies XNNPACK; ``num_threads`` sets its thread pool (default: every core).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from runtimes.base import Device, DeviceKind, Runtime, TensorInfo, register_runtime
+from runtimes.errors import InputError, ModelFileError, RuntimeUnavailableError
+from runtimes.metadata import read_metadata, tflite_ops
+
+EDGETPU_OP = "CUSTOM:edgetpu-custom-op"
+INSTALL_HINT = "pip install ai-edge-litert"
+
+
+@dataclass(frozen=True)
+class LiteRtModule:
+    """Where the interpreter came from: the package name, its version, and the two entry points."""
+
+    package: str
+    version: str
+    Interpreter: Callable[..., Any]
+    load_delegate: Callable[..., Any]
+
+
+def _version(dist: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def import_litert() -> LiteRtModule:
+    """The first interpreter package that imports; ``RuntimeUnavailableError`` if none does."""
+    try:
+        mod = importlib.import_module("ai_edge_litert.interpreter")
+        return LiteRtModule("ai-edge-litert", _version("ai-edge-litert"), mod.Interpreter, mod.load_delegate)
+    except ImportError:
+        pass
+    try:
+        mod = importlib.import_module("tflite_runtime.interpreter")
+        return LiteRtModule("tflite-runtime", _version("tflite-runtime"), mod.Interpreter, mod.load_delegate)
+    except (ImportError, AttributeError):  # tflite-runtime 2.14 under numpy 2 dies with either
+        pass
+    if importlib.util.find_spec("tensorflow") is not None:
+        import tensorflow as tf  # last resort: the user already has TensorFlow
+
+        return LiteRtModule("tensorflow", tf.__version__, tf.lite.Interpreter, tf.lite.experimental.load_delegate)
+    raise RuntimeUnavailableError(f"running .tflite files needs LiteRT: {INSTALL_HINT}")
+
+
+def _tensor_info(detail: dict[str, Any]) -> TensorInfo:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    dtype = np.dtype(detail["dtype"]).name
+    quantized = np.dtype(dtype).kind in "iu" and scale
+    return TensorInfo(
+        name=str(detail["name"]),
+        shape=tuple(int(s) for s in detail["shape"]),
+        dtype=dtype,
+        scale=float(scale) if quantized else None,
+        zero_point=int(zero_point) if quantized else None,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+@register_runtime
+class LiteRtRuntime(Runtime):
+    """A .tflite file in the LiteRT interpreter on the CPU (XNNPACK)."""
+
+    name = "litert"
+    suffixes = (".tflite",)
+    devices = (DeviceKind.CPU,)
+    package = "ai-edge-litert"
+
+    def __init__(self, path: str | Path, device: Device | None = None, *, num_threads: int | None = None):
+        self.path = Path(path)
+        self.device = device or Device(self.devices[0])
+        if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1):
+            raise InputError(f"num_threads: expected a positive integer, got {num_threads!r}")
+        self.num_threads = num_threads or os.cpu_count() or 1
+        # Our own flatbuffer walk first: a truncated or foreign file fails here, in Python.
+        self.ops = tflite_ops(self.path)
+        self.metadata = read_metadata(self.path)
+        self.lite = import_litert()
+        delegates = self.make_delegates()
+        try:
+            self.interpreter = self.lite.Interpreter(
+                model_path=str(self.path), num_threads=self.num_threads, experimental_delegates=delegates or None,
+            )
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            if EDGETPU_OP in self.ops and not delegates:
+                raise RuntimeUnavailableError(
+                    f"{self.path}: compiled for the Edge TPU ({self.ops.count(EDGETPU_OP)} edgetpu-custom-op); "
+                    "run it with device='edgetpu' on a Coral, or use the uncompiled .tflite on the CPU"
+                ) from None
+            raise ModelFileError(f"{self.path}: LiteRT cannot load it ({_first_line(exc)})") from None
+        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelFileError(f"{self.path}: {len(inputs)} inputs and {len(outputs)} outputs; expected one of each")
+        self._in_index, self._out_index = inputs[0]["index"], outputs[0]["index"]
+        self.input, self.output = _tensor_info(inputs[0]), _tensor_info(outputs[0])
+
+    def make_delegates(self) -> list[Any]:
+        """Delegates for the interpreter; none on the CPU (XNNPACK comes with the op resolver)."""
+        return []
+
+    def reset(self) -> None:
+        # The fused UNIDIRECTIONAL_SEQUENCE_LSTM keeps its hidden state in variable tensors
+        # between invoke() calls; without this the second clip starts from the first one's state.
+        self.interpreter.reset_all_variables()
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        self.interpreter.set_tensor(self._in_index, x)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._out_index).copy()
+
+    def op_split(self) -> dict[str, int]:
+        """How many ops of the main graph run inside the Edge TPU custom op and how many outside."""
+        on_tpu = self.ops.count(EDGETPU_OP)
+        return {"edgetpu": on_tpu, "cpu": len(self.ops) - on_tpu}
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "package": f"{self.lite.package} {self.lite.version}",
+            "num_threads": self.num_threads,
+            "xnnpack": True,
+            "ops": self.op_split(),
+        }

@@ -1,0 +1,109 @@
+"""``Predictor``: camera frames in, a typed ``Prediction`` out, on top of one ``Runtime``.
+
+Every ``predict`` is one whole clip from a clean recurrent state (``Runtime.invoke`` resets
+first). ``invoke`` is the level below: an already preprocessed model input array -> float
+probabilities, for verification against the float model and for building a stream out of two
+runtimes (a frame encoder and a temporal head, each with its own ``ModelSpec``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from runtimes.base import Runtime
+from runtimes.classify import Prediction, make_prediction
+from runtimes.errors import InputError
+from runtimes.preprocess import prepare_frames
+from runtimes.spec import ModelKind, ModelSpec
+
+
+class Predictor:
+    """A loaded model file: ``predict(frames)``, ``predict_batch(clips)``, ``invoke(x)``, ``info``."""
+
+    def __init__(self, runtime: Runtime, spec: ModelSpec):
+        self.runtime = runtime
+        self.spec = spec
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.spec.labels
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The file's metadata, then what was loaded: backend, device, tensors and quantization."""
+        rt, spec = self.runtime, self.spec
+        out: dict[str, Any] = dict(rt.metadata or {})
+        out.update(
+            path=str(rt.path), runtime=rt.name, device=str(rt.device), kind=spec.kind.value,
+            labels=list(spec.labels), frames=spec.frames, has_metadata=rt.metadata is not None,
+            input=rt.input.to_dict(), output=rt.output.to_dict(), **rt.details(),
+        )
+        if spec.frame is not None:
+            f = spec.frame
+            out.update(input_size=list(f.input_size), channels=f.channels, color_order=f.color_order,
+                       normalization={**(out.get("normalization") or {}), "mean": list(f.mean), "std": list(f.std)},
+                       layout=f.layout)
+        return out
+
+    def __repr__(self) -> str:
+        return f"Predictor({self.runtime.path.name!r}, runtime={self.runtime.name!r}, device='{self.runtime.device}')"
+
+    def _frames_of(self, frames, color: str):
+        if isinstance(frames, (str, os.PathLike)):
+            from runtimes.sources import read_frames
+
+            return read_frames(frames, self.spec.frames), "rgb"  # decoded files come as RGB
+        if isinstance(frames, np.ndarray) and self.spec.kind is ModelKind.IMAGE and frames.ndim in (2, 3):
+            frames = frames[None] if frames.ndim == 3 else frames[None, :, :, None]
+        return frames, color
+
+    def prepare(self, frames: Sequence[np.ndarray] | np.ndarray | str | os.PathLike, color: str = "rgb") -> np.ndarray:
+        """Frames (or a video/folder path) -> the float32 model input for one call, batch axis included."""
+        kind = self.spec.kind
+        if kind in (ModelKind.STREAM_ENCODER, ModelKind.STREAM_HEAD):
+            raise InputError(f"{self.runtime.path.name}: a {kind.value} file; predict() takes whole clips "
+                             "(run the pair as a stream, or call invoke() with the model input)")
+        frames, color = self._frames_of(frames, color)
+        if not isinstance(frames, (list, tuple, np.ndarray)):
+            raise InputError(f"frames: got {type(frames).__name__}; expected a list or array of frames, or a video path")
+        if len(frames) != self.spec.frames:
+            what = "clip" if kind is ModelKind.CLIP else "image"
+            raise InputError(f"frames: got {len(frames)}; the model takes exactly {self.spec.frames} per {what}")
+        x = prepare_frames(frames, self.spec.frame, color)
+        return x[None] if kind is ModelKind.CLIP else x
+
+    def predict(self, frames, *, color: str = "rgb", topk: int = 5) -> Prediction:
+        """One clip (T uint8 frames of any size, or a video/folder/image path) -> ``Prediction``.
+
+        ``color`` is the channel order of the frames passed (cv2 captures are ``"bgr"``).
+        """
+        probs = self.runtime.invoke(self.prepare(frames, color))[0]
+        return make_prediction(probs, self.spec.labels, topk)
+
+    def predict_batch(self, clips: Sequence, *, color: str = "rgb", topk: int = 5) -> list[Prediction]:
+        """``predict`` for each clip, each from a clean state (edge files have batch size 1)."""
+        if isinstance(clips, (str, os.PathLike)) or len(clips) == 0:
+            raise InputError("clips: expected a non-empty list of clips (each a list of frames or a path)")
+        return [self.predict(clip, color=color, topk=topk) for clip in clips]
+
+    def invoke(self, x: np.ndarray) -> np.ndarray:
+        """Preprocessed model input -> float32 outputs (probabilities for a classifier).
+
+        ``x`` is one sample without the batch axis (returns ``(classes,)``) or a batch with it
+        (returns ``(N, classes)``, one call per sample, each from a clean state). Float input is
+        quantized with the file's input scale and zero point; integer input must already be in
+        the file's input dtype.
+        """
+        x = np.asarray(x)
+        rank = len(self.runtime.input.shape)
+        if x.ndim == rank - 1:
+            return self.runtime.invoke(x[None])[0]
+        if x.ndim != rank:
+            raise InputError(f"x: rank {x.ndim} array of shape {list(x.shape)}; expected "
+                             f"{list(self.runtime.input.shape[1:])} or with a batch axis in front")
+        if len(x) == 0:
+            raise InputError("x: empty batch")
+        return np.stack([self.runtime.invoke(sample[None])[0] for sample in x])
