@@ -108,7 +108,8 @@ def scan_folder(root, *, frames: int, mode="clip", val_fraction: float = 0.2, se
     if sorted(meta.get("labels") or []) == labels:
         labels = list(meta["labels"])  # keep the generator's order (e.g. digit-major)
     if skipped:
-        reasons = ", ".join(f"{n} {r}" for r, n in Counter(reason for _, reason in skipped).items())
+        counts = Counter(reason.split(" (")[0] for _, reason in skipped)  # "too short (4 frames...)"
+        reasons = ", ".join(f"{n} {reason}" for reason, n in counts.most_common())
         warnings.warn(f"{root}: skipped {len(skipped)} unusable samples ({reasons}); see DatasetIndex.skipped",
                       DataWarning, stacklevel=2)
     return DatasetIndex(
@@ -141,7 +142,7 @@ def _scan_split(folder: Path, mode: InputMode, need: int, skipped: list) -> dict
             else:
                 usable.append(ref)
         if not usable:
-            why = ", ".join(f"{n} {reason}" for reason, n in bad.items())
+            why = ", ".join(f"{n} {reason}" for reason, n in bad.most_common())
             raise DataError(f"{class_dir}: no usable clips ({len(refs)} skipped: {why}); expected {_layout(mode)}"
                             + (f" with at least {need} frames" if mode is InputMode.CLIP else ""))
         found[class_dir.name] = usable
