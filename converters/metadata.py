@@ -33,3 +33,40 @@ def embed_onnx_metadata(model, meta: dict[str, Any]):
     prop = model.metadata_props.add()
     prop.key, prop.value = METADATA_KEY, json.dumps(meta, sort_keys=True)
     return model
+
+
+def tensor_entry(name: str, shape, dtype, scale: float | None = None, zero_point: int | None = None) -> dict[str, Any]:
+    """One ``input``/``output`` entry; ``scale``/``zero_point`` stay null for float tensors."""
+    import numpy as np
+
+    dtype = np.dtype(dtype).name
+    quantized = dtype in ("int8", "uint8", "int16") and scale not in (None, 0.0)
+    return {
+        "name": str(name), "shape": [int(d) for d in shape], "dtype": dtype,
+        "scale": float(scale) if quantized else None, "zero_point": int(zero_point) if quantized else None,
+    }
+
+
+def build_metadata(config, *, mode: str, input: dict[str, Any], output: dict[str, Any], source_sha256: str,
+                   kind: str | None = None) -> dict[str, Any]:
+    """The ``edge_rcnn`` document (``format_version`` 1, schema in ``runtimes.metadata``) for ``config``."""
+    from edge_rcnn import __version__
+    from runtimes.metadata import FORMAT_VERSION
+
+    mean, std = config.mean_std
+    return {
+        "format_version": FORMAT_VERSION,
+        "edge_rcnn_version": __version__,
+        "kind": kind or config.mode.value,
+        "labels": list(config.labels),
+        "frames": config.frames,
+        "input_size": list(config.input_size),
+        "channels": config.channels,
+        "color_order": config.color_order,
+        "normalization": {"name": config.normalization.value, "mean": list(mean), "std": list(std)},
+        "mode": mode,
+        "input": input,
+        "output": output,
+        "model_config": config.to_dict(),
+        "source_sha256": source_sha256,
+    }

@@ -1,0 +1,205 @@
+"""The public functions: ``quantize``, ``export``, ``verify`` (``info`` lives in ``describe``).
+
+Every export ends in verification against the float Keras model and an atomic ``report.json``;
+a failed check raises a typed error (``AccuracyDropError``: CLI exit 3) after the files and the
+report are written, with the report attached as ``error.report``. Inputs are checked cheaply
+first (output folder, model file, data folder) so bad input fails before TensorFlow loads.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from converters.calibration import ClipSet, describe, load_clips, random_clips, split_calibration
+from converters.config import ConvertConfig, Format, Mode
+from converters.job import ExportedFile, ExportJob, get_converter
+from converters.verify import Comparison, compare_file, format_table, raise_failures, reference_probs
+from edge_rcnn.errors import ConfigError, InputError, MetadataError
+
+REPORT_NAME = "report.json"
+RANDOM_VERIFY_CLIPS = 16  # export without --data: compare outputs on synthetic clips
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What an export wrote and how each file compared with the float model."""
+
+    out_dir: Path
+    report_path: Path | None
+    files: tuple[ExportedFile, ...]
+    comparisons: tuple[Comparison, ...]
+    document: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.comparisons)
+
+    @property
+    def paths(self) -> dict[str, Path]:
+        """``{file name: path}`` of every file written."""
+        return {f.path.name: f.path for f in self.files if f.path is not None}
+
+    def table(self) -> str:
+        skipped = [(f.path.name if f.path else f.format.value, f.notes[0] if f.notes else "")
+                   for f in self.files if not f.runnable]
+        return format_table(list(self.comparisons), skipped)
+
+
+def quantize(model: str | os.PathLike, calib: str | os.PathLike, out_dir: str | os.PathLike,
+             config: ConvertConfig | None = None, *, progress: bool = True, **settings: Any) -> ExportReport:
+    """Convert ``model`` (a ``model.keras``) to every format in ``config.formats`` at ``config.mode``.
+
+    int8 calibrates on ``samples`` real clips of the ``split`` of the data folder ``calib``;
+    the other clips of that split (up to ``verify_samples``) verify every file. Settings come
+    as a ``ConvertConfig`` or as its fields (``mode="int8", formats="tflite,onnx", ...``).
+    """
+    settings_ = _settings(config, settings)
+    out = check_out_dir(out_dir)
+    model_config = _read_config(model)
+    limit = settings_.samples + settings_.verify_samples if settings_.needs_calibration else settings_.verify_samples
+    clips = load_clips(calib, model_config, split=settings_.split, limit=limit, seed=settings_.seed, progress=progress)
+    calibration, held, overlap = (split_calibration(clips, settings_.samples, settings_.seed) if settings_.needs_calibration
+                                  else (None, clips, False))
+    return _run(model, out, settings_, calibration, held, progress, extra={"overlap": overlap})
+
+
+def export(model: str | os.PathLike, out_dir: str | os.PathLike, config: ConvertConfig | None = None, *,
+           data: str | os.PathLike | None = None, progress: bool = True, **settings: Any) -> ExportReport:
+    """Export without calibration (``mode`` float by default; fp16 and dynamic also need none).
+
+    With ``data`` the files are verified on real clips (accuracy, agreement); without it, on
+    synthetic clips (outputs vs the float model within the mode's tolerance).
+    """
+    settings.setdefault("mode", Mode.FLOAT)
+    settings_ = _settings(config, settings)
+    if settings_.needs_calibration:
+        raise ConfigError(f"mode: {settings_.mode.value} needs calibration clips; use quantize with --calib DATA")
+    out = check_out_dir(out_dir)
+    model_config = _read_config(model)
+    if data is None:
+        held = random_clips(model_config, min(RANDOM_VERIFY_CLIPS, settings_.verify_samples), settings_.seed)
+    else:
+        held = load_clips(data, model_config, split=settings_.split, limit=settings_.verify_samples,
+                          seed=settings_.seed, progress=progress)
+    return _run(model, out, settings_, None, held, progress, extra={})
+
+
+def verify(path: str | os.PathLike, reference: str | os.PathLike, data: str | os.PathLike, *, split: str = "val",
+           samples: int = 200, max_drop: float = 1.0, seed: int = 0, device: str = "auto",
+           report: str | os.PathLike | None = None, progress: bool = True) -> Comparison:
+    """Compare an exported file with its float Keras model on ``samples`` clips of ``data``.
+
+    ``device`` is passed to ``runtimes.load`` ("auto": an Edge TPU file runs on the TPU).
+    """
+    from converters.config import ATOL
+    from edge_rcnn.config import parse_enum
+    from edge_rcnn.model import file_sha256, load_model
+    from runtimes.metadata import read_metadata
+
+    path = Path(path)
+    meta = read_metadata(path)
+    if meta is None:
+        raise MetadataError(f"{path}: no edge_rcnn metadata (expected a file written by edge-rcnn quantize/export)")
+    mode = parse_enum(Mode, meta.get("mode"), f"{path.name} metadata mode")
+    checked = ConvertConfig(formats=("tflite",), mode=Mode.FLOAT, samples=1, verify_samples=samples,
+                            max_drop=max_drop, split=split, seed=seed)  # validates the numbers
+    model_config = _read_config(reference)
+    clips = load_clips(data, model_config, split=checked.split, limit=checked.verify_samples, seed=seed, progress=progress)
+    keras_model, _ = load_model(reference)
+    notes = ()
+    if meta.get("source_sha256") and meta["source_sha256"] != file_sha256(reference):
+        notes = (f"{Path(reference).name} is not the model {path.name} was exported from (sha256 differs)",)
+    fmt = "edgetpu" if path.name.endswith("_edgetpu.tflite") else path.suffix.lstrip(".")
+    comparison = compare_file(path, reference_probs(keras_model, model_config, clips), clips, fmt=fmt, mode=mode.value,
+                              atol=ATOL[mode], max_drop=checked.max_drop, device=device, progress=progress, notes=notes)
+    result = ExportReport(path.parent, None, (), (comparison,))
+    if report is not None:
+        from edge_rcnn._util import write_json_atomic
+
+        doc = {"file": str(path), "reference": str(reference), "data": describe(clips), "comparison": comparison.to_dict(),
+               "passed": comparison.passed}
+        result = ExportReport(path.parent, write_json_atomic(report, doc), (), (comparison,), doc)
+    raise_failures([comparison], result)
+    return comparison
+
+
+def _run(model_path, out: Path, settings: ConvertConfig, calibration: ClipSet | None, held: ClipSet,
+         progress: bool, extra: dict[str, Any]) -> ExportReport:
+    from edge_rcnn._util import write_json_atomic
+    from edge_rcnn.model import file_sha256, load_model
+
+    keras_model, model_config = load_model(model_path)
+    job = ExportJob(keras_model, model_config, settings, out, file_sha256(model_path), calibration, progress)
+    files = [get_converter(fmt)(job) for fmt in _formats_to_run(settings)]
+    reference = reference_probs(keras_model, model_config, held)
+    comparisons = tuple(
+        compare_file(f.path, reference, held, fmt=f.format.value, mode=f.mode.value, atol=settings.atol,
+                     max_drop=settings.max_drop, progress=progress, notes=f.notes)
+        for f in files if f.runnable
+    )
+    doc = {
+        "source": str(model_path), "source_sha256": job.source_sha256, "settings": settings.to_dict(),
+        "model_config": model_config.to_dict(),
+        "calibration": describe(calibration) if calibration is not None else None,
+        "verification": {**describe(held), "reuses_calibration_clips": bool(extra.get("overlap"))},
+        "files": [_file_entry(f, comparisons) for f in files],
+        "passed": all(c.passed for c in comparisons),
+    }
+    report = ExportReport(out, write_json_atomic(out / REPORT_NAME, doc), tuple(files), comparisons, doc)
+    raise_failures(list(comparisons), report)
+    return report
+
+
+def _formats_to_run(settings: ConvertConfig) -> list[Format]:
+    """Formats in order; an Edge TPU file is compiled from the int8 TFLite file, so that comes first."""
+    formats = list(settings.formats)
+    if Format.EDGETPU in formats:
+        formats.remove(Format.EDGETPU)
+        if Format.TFLITE not in formats:
+            formats.append(Format.TFLITE)
+        formats.append(Format.EDGETPU)
+    return formats
+
+
+def _file_entry(exported: ExportedFile, comparisons: tuple[Comparison, ...]) -> dict[str, Any]:
+    name = exported.path.name if exported.path else None
+    match = next((c for c in comparisons if c.file == name), None)
+    return {
+        "file": name, "format": exported.format.value, "mode": exported.mode.value,
+        "size_bytes": exported.path.stat().st_size if exported.path else None,
+        "verified": match is not None, "passed": match.passed if match else None,
+        "comparison": match.to_dict() if match else None, "notes": list(exported.notes), **exported.details,
+    }
+
+
+def _settings(config: ConvertConfig | None, settings: dict[str, Any]) -> ConvertConfig:
+    if config is not None and settings:
+        raise ConfigError(f"pass either config or settings ({sorted(settings)}), not both")
+    if config is not None:
+        return config
+    known = set(ConvertConfig.__dataclass_fields__)
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(f"unknown settings {unknown}; expected some of {sorted(known)}")
+    return ConvertConfig(**settings)
+
+
+def check_out_dir(out_dir: str | os.PathLike) -> Path:
+    """The output folder (created); InputError if the path is a file or cannot be created."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file; expected an output folder (-o OUT/)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{out}: cannot create the output folder ({exc.strerror})") from None
+    return out
+
+
+def _read_config(model: str | os.PathLike):
+    from edge_rcnn.model import read_config
+
+    return read_config(model)

@@ -1,0 +1,198 @@
+"""ONNX target: float32, float16, dynamic and static int8 (QDQ) files.
+
+tf2onnx converts a rebuild of the tf_keras model (batch 1 by default, ``dynamic_batch`` on
+request; RNNs not unrolled, so LSTM/GRU become native ONNX ``LSTM``/``GRU`` nodes, never a
+``Loop``). int8 is ONNX Runtime static quantization in QDQ format with symmetric int8 activations
+and per-channel symmetric int8 weights (what TensorRT accepts), calibrated on the same clips as
+TFLite. ORT quantizes Conv/MatMul/Gemm; LSTM/GRU nodes stay float (listed in the report).
+fp16 keeps float32 IO. This module is named ``onnx_export`` so it does not shadow ``onnx``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from converters.config import Format, Mode
+from converters.job import ExportedFile, ExportJob
+from edge_rcnn.errors import ConversionError, RuntimeUnavailableError
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+LOOP_OPS = ("Loop", "Scan", "If")  # control flow: TensorRT and static tools want straight graphs
+COMPUTE_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm", "LSTM", "GRU", "RNN")
+INSTALL_HINT = "pip install 'edge-rcnn[train]' (tf2onnx, onnx, onnxruntime)"
+
+
+def convert(job: ExportJob) -> ExportedFile:
+    """Write ``model_<mode>.onnx`` for ``job``; ConversionError if the graph breaks a promise."""
+    from converters.metadata import build_metadata, embed_onnx_metadata
+    from edge_rcnn._util import write_bytes_atomic
+
+    onnx = _import("onnx")
+    proto = _MODES[job.settings.mode](export_float(job), job)
+    problems = check_graph(proto)
+    if problems:
+        raise ConversionError(f"{job.path_for(Format.ONNX).name}: {'; '.join(problems)}")
+    inp, out = io_entries(proto)
+    meta = build_metadata(job.config, mode=job.settings.mode.value, input=inp, output=out,
+                          source_sha256=job.source_sha256)
+    embed_onnx_metadata(proto, meta)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:  # onnx.checker.ValidationError / InferenceError
+        raise ConversionError(f"{job.path_for(Format.ONNX).name}: onnx.checker failed: {_first_line(exc)}") from None
+    path = write_bytes_atomic(job.path_for(Format.ONNX), proto.SerializeToString())
+    float_nodes = float_compute_nodes(proto)
+    notes = ()
+    if job.settings.mode in (Mode.INT8, Mode.DYNAMIC) and float_nodes:
+        notes = (f"float nodes (not quantized by ONNX Runtime): {', '.join(float_nodes)}",)
+    return ExportedFile(path, Format.ONNX, job.settings.mode, notes=notes,
+                        details={"opset": OPSET, "ops": op_counts(proto), "float_nodes": float_nodes})
+
+
+def export_float(job: ExportJob):
+    """The float32 ``onnx.ModelProto`` from tf2onnx (input named like the Keras input, e.g. ``frames``)."""
+    from edge_rcnn._keras import tf
+    from edge_rcnn.model import rebuild
+
+    tf = tf()
+    tf2onnx = _import("tf2onnx")
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    batch = None if job.settings.dynamic_batch else 1
+    model = rebuild(job.model, job.config, batch_size=batch, unroll=False)
+    name = model.input_names[0]
+    spec = (tf.TensorSpec((batch, *job.config.input_shape), tf.float32, name=name),)
+    try:
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET)
+    except Exception as exc:
+        raise ConversionError(f"tf2onnx (opset {OPSET}) failed: {_first_line(exc)}") from None
+    return proto
+
+
+def _float(proto, job: ExportJob):
+    return proto
+
+
+def _fp16(proto, job: ExportJob):
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    half = convert_float_to_float16(proto, keep_io_types=True)
+    sort_topologically(half.graph)  # the converter appends its IO casts at the end of the node list
+    return half
+
+
+def _dynamic(proto, job: ExportJob):
+    from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
+
+    onnx = _import("onnx")
+    with tempfile.TemporaryDirectory(prefix="edge_rcnn_onnx_") as tmp:
+        src, pre, dst = (Path(tmp) / f"{n}.onnx" for n in ("float", "pre", "dynamic"))
+        onnx.save(proto, str(src))
+        _quiet_ort()
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        # int8 weights, activations quantized per call; LSTM becomes ORT's DynamicQuantizeLSTM (ORT only).
+        quantize_dynamic(str(pre), str(dst), weight_type=QuantType.QInt8, per_channel=False)
+        return onnx.load(str(dst))
+
+
+def _int8(proto, job: ExportJob):
+    from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
+
+    from converters.calibration import ClipReader, ProgressReader
+
+    if job.calibration is None:
+        raise ConversionError("int8: needs calibration clips (use quantize with --calib DATA)")
+    onnx = _import("onnx")
+    reader = ProgressReader(ClipReader(job.calibration, job.config, proto.graph.input[0].name), "calibrating onnx")
+    with tempfile.TemporaryDirectory(prefix="edge_rcnn_onnx_") as tmp:
+        src, pre, dst = (Path(tmp) / f"{n}.onnx" for n in ("float", "pre", "int8"))
+        onnx.save(proto, str(src))
+        _quiet_ort()
+        # Shape inference and graph fusions first, as ORT recommends; shapes are static, no sympy needed.
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(
+            str(pre), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+        )
+        return onnx.load(str(dst))
+
+
+_MODES = {Mode.FLOAT: _float, Mode.FP16: _fp16, Mode.DYNAMIC: _dynamic, Mode.INT8: _int8}
+
+
+def sort_topologically(graph) -> None:
+    """Reorder ``graph.node`` so every node comes after the producers of its inputs (in place)."""
+    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        waiting = []
+        for node in pending:
+            if all(name in ready for name in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                waiting.append(node)
+        if len(waiting) == len(pending):
+            raise ConversionError(f"ONNX graph has a cycle or a dangling input at node {waiting[0].name!r}")
+        pending = waiting
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def check_graph(proto) -> list[str]:
+    loops = sorted({n.op_type for n in proto.graph.node if n.op_type in LOOP_OPS})
+    return [f"holds {'/'.join(loops)} nodes (expected a straight graph; RNNs as LSTM/GRU nodes)"] if loops else []
+
+
+def float_compute_nodes(proto) -> list[str]:
+    """Compute nodes (Conv, MatMul, LSTM, GRU, ...) that run in float: data or weights not dequantized int8."""
+    producers = {out: node.op_type for node in proto.graph.node for out in node.output}
+    floats = []
+    for node in proto.graph.node:
+        if node.op_type in COMPUTE_OPS and any(producers.get(i) != "DequantizeLinear" for i in node.input[:2]):
+            floats.append(f"{node.op_type}({node.name})")
+    return floats
+
+
+def op_counts(proto) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for node in proto.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+def io_entries(proto) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Metadata ``input``/``output`` entries (float32 IO in every mode; -1 for a dynamic dimension)."""
+    from onnx import helper
+
+    from converters.metadata import tensor_entry
+
+    def entry(value_info) -> dict[str, Any]:
+        tensor_type = value_info.type.tensor_type
+        shape = [d.dim_value if d.HasField("dim_value") else -1 for d in tensor_type.shape.dim]
+        return tensor_entry(value_info.name, shape, helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
+
+    return entry(proto.graph.input[0]), entry(proto.graph.output[0])
+
+
+def _quiet_ort() -> None:
+    for name in ("onnxruntime", "onnxruntime.quantization"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _import(name: str):
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise RuntimeUnavailableError(f"ONNX export needs {name}; {INSTALL_HINT}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

@@ -1,0 +1,158 @@
+"""TFLite target: float32, float16, dynamic-range and full-integer int8 files.
+
+Converted from a static batch-1 rebuild of the Keras model (``edge_rcnn.model.rebuild``). A
+full-int8 file is checked after conversion: only builtin ops, every tensor an op touches is an
+integer (int8 activations, int16 LSTM cell state, int32 biases), float only on a QUANTIZE that
+reads the graph input or a DEQUANTIZE that writes the graph output (``--io float``); never a
+WHILE loop, a Flex/SELECT_TF op or a custom op. The metadata (schema: ``runtimes.metadata``) goes
+inside the file, which is written atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from converters.config import Format, IoType, Mode
+from converters.job import ExportedFile, ExportJob
+from edge_rcnn.errors import ConversionError
+
+log = logging.getLogger(__name__)
+
+# Ops that must never appear: control flow (the LSTM must stay fused, GRU unrolled) and
+# anything outside the builtin set, which a stock LiteRT interpreter cannot run.
+FORBIDDEN_OPS = ("WHILE", "IF", "CALL_ONCE", "CALL")
+INTEGER_DTYPES = ("int8", "uint8", "int16", "int32", "int64", "bool")
+
+
+def convert(job: ExportJob) -> ExportedFile:
+    """Write ``model_<mode>.tflite`` for ``job``; ConversionError if it breaks a promise."""
+    from converters.metadata import build_metadata, embed_tflite_metadata
+    from edge_rcnn._util import write_bytes_atomic
+
+    content = convert_bytes(job)
+    problems = check_ops(content, full_integer=job.settings.mode is Mode.INT8)
+    if problems:
+        raise ConversionError(f"{job.path_for(Format.TFLITE).name}: {'; '.join(problems)}")
+    inp, out = io_entries(content)
+    meta = build_metadata(job.config, mode=job.settings.mode.value, input=inp, output=out,
+                          source_sha256=job.source_sha256)
+    path = write_bytes_atomic(job.path_for(Format.TFLITE), embed_tflite_metadata(content, meta))
+    return ExportedFile(path, Format.TFLITE, job.settings.mode, details={"ops": op_counts(content)})
+
+
+def convert_bytes(job: ExportJob) -> bytes:
+    """The converted flatbuffer (no metadata yet)."""
+    from edge_rcnn._keras import tf
+    from edge_rcnn.model import rebuild
+
+    tf = tf()
+    static = rebuild(job.model, job.config, batch_size=1)
+    converter = tf.lite.TFLiteConverter.from_keras_model(static)
+    _SETUP[job.settings.mode](converter, job, tf)
+    try:
+        return bytes(converter.convert())
+    except Exception as exc:  # the converter raises ConverterError/RuntimeError with pages of MLIR
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ConversionError(f"TFLite {job.settings.mode.value} conversion failed: {first}") from None
+
+
+def _setup_float(converter, job: ExportJob, tf) -> None:
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+
+
+def _setup_fp16(converter, job: ExportJob, tf) -> None:
+    _setup_float(converter, job, tf)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+
+
+def _setup_dynamic(converter, job: ExportJob, tf) -> None:
+    _setup_float(converter, job, tf)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: int8 weights only
+
+
+def _setup_int8(converter, job: ExportJob, tf) -> None:
+    from converters.calibration import ClipReader, representative_dataset
+
+    if job.calibration is None:
+        raise ConversionError("int8: needs calibration clips (use quantize with --calib DATA)")
+    reader = ClipReader(job.calibration, job.config, input_name=job.model.inputs[0].name.split(":")[0])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative_dataset(reader, desc="calibrating tflite")
+    # Builtin int8 kernels only: an op that cannot be quantized fails here instead of falling back to float.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    io = job.settings.io_type
+    if io is not IoType.FLOAT:
+        converter.inference_input_type = converter.inference_output_type = getattr(tf, io.value)
+
+
+_SETUP = {Mode.FLOAT: _setup_float, Mode.FP16: _setup_fp16, Mode.DYNAMIC: _setup_dynamic, Mode.INT8: _setup_int8}
+
+
+def make_interpreter(content: bytes):
+    """A LiteRT interpreter with no default delegate, so op details are the file's own ops."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError:
+        from edge_rcnn._keras import tf
+
+        Interpreter, OpResolverType = tf().lite.Interpreter, tf().lite.experimental.OpResolverType
+    interpreter = Interpreter(model_content=content,
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def op_counts(content: bytes) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for op in make_interpreter(content)._get_ops_details():
+        counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
+    return counts
+
+
+def check_ops(content: bytes, full_integer: bool) -> list[str]:
+    """Every broken promise of a converted file, as short phrases (empty: all good)."""
+    try:
+        interpreter = make_interpreter(content)
+    except (RuntimeError, ValueError) as exc:  # e.g. a Flex op: a stock interpreter has no kernel
+        return [f"does not load in a stock LiteRT interpreter ({str(exc).strip().splitlines()[0][:200]})"]
+    dtypes = {t["index"]: np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    graph_in = {d["index"] for d in interpreter.get_input_details()}
+    graph_out = {d["index"] for d in interpreter.get_output_details()}
+    problems: list[str] = []
+    for op in interpreter._get_ops_details():
+        name = op["op_name"]
+        if name in FORBIDDEN_OPS or name.startswith(("Flex", "CUSTOM")) or name == "DELEGATE":
+            problems.append(f"op {op['index']} is {name} (expected builtin ops only, no control flow)")
+            continue
+        if not full_integer:
+            continue
+        inputs = [int(i) for i in op["inputs"] if i >= 0]
+        outputs = [int(i) for i in op["outputs"] if i >= 0]
+        if name == "QUANTIZE" and set(inputs) <= graph_in:
+            continue  # float -> int8 at the graph input (--io float) or int8 -> uint8
+        if name in ("DEQUANTIZE", "QUANTIZE") and set(outputs) <= graph_out:
+            continue  # int8 -> float at the graph output (--io float) or int8 -> uint8
+        floats = sorted({dtypes[i] for i in inputs + outputs if i in dtypes and dtypes[i] not in INTEGER_DTYPES})
+        if floats:
+            problems.append(f"op {op['index']} {name} uses {'/'.join(floats)} tensors (expected int8 only)")
+        elif name == "DEQUANTIZE":
+            problems.append(f"op {op['index']} DEQUANTIZE inside the graph (expected int8 end to end)")
+    return problems
+
+
+def io_entries(content: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Metadata ``input``/``output`` entries from the interpreter's own tensor details."""
+    from converters.metadata import tensor_entry
+
+    interpreter = make_interpreter(content)
+
+    def entry(detail: dict[str, Any]) -> dict[str, Any]:
+        scale, zero_point = detail["quantization"]
+        name = detail["name"].removeprefix("serving_default_").split(":")[0]
+        return tensor_entry(name, detail["shape_signature"], detail["dtype"], scale, zero_point)
+
+    return entry(interpreter.get_input_details()[0]), entry(interpreter.get_output_details()[0])

@@ -1,0 +1,120 @@
+"""``edge-rcnn quantize | export | verify | info``: thin wrappers over ``converters``.
+
+Choices (formats, modes, IO types) are checked by ``converters.ConvertConfig`` so the CLI and
+Python callers get the same one-line error listing the valid values. A verification failure
+still prints the comparison table before the error line (exit 3 for an accuracy drop).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from edge_rcnn.cli import csv_list
+
+FORMATS_HELP = "comma-separated: tflite, onnx, edgetpu (default: tflite,onnx)"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    q = sub.add_parser("quantize", help="calibrate and convert a model.keras to int8 (or fp16/dynamic) TFLite/ONNX")
+    q.add_argument("model", help="RUN/model.keras")
+    q.add_argument("--calib", required=True, metavar="DATA", help="data folder with real clips (calibration + verification)")
+    q.add_argument("--format", type=csv_list, default=["tflite", "onnx"], help=FORMATS_HELP)
+    q.add_argument("--mode", default="int8", help="int8 (default), fp16, dynamic or float")
+    q.add_argument("--io", default=None, help="int8 file IO dtype: int8 (default; uint8 with edgetpu) or uint8 or float")
+    q.add_argument("--samples", type=int, default=200, help="calibration clips (default 200; fewer than 100 warns)")
+    q.add_argument("--verify-samples", type=int, default=200, help="other clips of the split to verify on (default 200)")
+    q.add_argument("--split", default="val", help="split of DATA to use: val (default), train or all")
+    q.add_argument("--edgetpu", action="store_true", help="also compile for the Edge TPU (same as adding format edgetpu)")
+    _common(q, dynamic_batch=True)
+    q.set_defaults(func=cmd_quantize)
+
+    e = sub.add_parser("export", help="float (or fp16/dynamic) export of a model.keras, no calibration")
+    e.add_argument("model", help="RUN/model.keras")
+    e.add_argument("--format", type=csv_list, default=["tflite", "onnx"], help=FORMATS_HELP.replace(", edgetpu", ""))
+    e.add_argument("--mode", default="float", help="float (default), fp16 or dynamic")
+    e.add_argument("--data", default=None, help="data folder to verify on (default: synthetic clips, outputs only)")
+    e.add_argument("--verify-samples", type=int, default=200, help="clips of the split to verify on (default 200)")
+    e.add_argument("--split", default="val", help="split of --data: val (default), train or all")
+    _common(e, dynamic_batch=True)
+    e.set_defaults(func=cmd_export)
+
+    v = sub.add_parser("verify", help="compare an exported file with its float model.keras on real clips")
+    v.add_argument("file", help="OUT/model_int8.tflite or .onnx")
+    v.add_argument("--reference", required=True, help="RUN/model.keras the file was exported from")
+    v.add_argument("--data", required=True, help="data folder")
+    v.add_argument("--split", default="val", help="val (default), train or all")
+    v.add_argument("--samples", type=int, default=200, help="clips to compare on (default 200)")
+    v.add_argument("--device", default="auto", help="runtimes device: auto (default), cpu, edgetpu, cuda, tensorrt")
+    v.add_argument("--report", default=None, help="also write the comparison as JSON to this path")
+    _common(v, dynamic_batch=False)
+    v.set_defaults(func=cmd_verify)
+
+    i = sub.add_parser("info", help="metadata, inputs/outputs, quantization parameters and ops of an exported file")
+    i.add_argument("file", help=".tflite or .onnx file")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    i.set_defaults(func=cmd_info)
+
+
+def _common(p: argparse.ArgumentParser, *, dynamic_batch: bool) -> None:
+    p.add_argument("--max-drop", type=float, default=1.0, help="allowed top-1 accuracy drop in points (default 1.0; exit 3 above)")
+    p.add_argument("--seed", type=int, default=0)
+    if dynamic_batch:
+        p.add_argument("--dynamic-batch", action="store_true", help="ONNX: dynamic batch axis (default: static batch 1)")
+        p.add_argument("-o", "--out", required=True, help="output folder (model_<mode>.<ext>, report.json)")
+
+
+def _print_report(call):
+    from edge_rcnn.errors import ValidationError
+
+    try:
+        report = call()
+    except ValidationError as exc:
+        if getattr(exc, "report", None) is not None:
+            print(exc.report.table())
+        raise
+    print(report.table())
+    if report.report_path is not None:
+        print(f"report: {report.report_path}")
+    return 0
+
+
+def cmd_quantize(args) -> int:
+    from converters import quantize
+
+    formats = list(args.format) + (["edgetpu"] if args.edgetpu else [])
+    return _print_report(lambda: quantize(
+        args.model, args.calib, args.out, formats=formats, mode=args.mode, io=args.io, samples=args.samples,
+        verify_samples=args.verify_samples, max_drop=args.max_drop, dynamic_batch=args.dynamic_batch,
+        split=args.split, seed=args.seed,
+    ))
+
+
+def cmd_export(args) -> int:
+    from converters import export
+
+    return _print_report(lambda: export(
+        args.model, args.out, data=args.data, formats=args.format, mode=args.mode,
+        verify_samples=args.verify_samples, max_drop=args.max_drop, dynamic_batch=args.dynamic_batch,
+        split=args.split, seed=args.seed,
+    ))
+
+
+def cmd_verify(args) -> int:
+    from converters import verify
+    from converters.api import ExportReport
+
+    def call():
+        comparison = verify(args.file, args.reference, args.data, split=args.split, samples=args.samples,
+                            max_drop=args.max_drop, seed=args.seed, device=args.device, report=args.report)
+        return ExportReport(None, args.report, (), (comparison,))
+
+    return _print_report(call)
+
+
+def cmd_info(args) -> int:
+    from converters import info
+    from converters.describe import format_info, info_json
+
+    details = info(args.file)
+    print(info_json(details) if args.json else format_info(details))
+    return 0
