@@ -453,6 +453,11 @@ def test_make_dataset_crops_all_frames_alike_and_flips_only_when_asked(tmp_path,
     assert not np.allclose(x, plain[None], atol=1e-3)  # cropped and brightened
     np.testing.assert_allclose(x, np.repeat(x[:, :1], TINY_FRAMES, axis=1), atol=1e-5)  # one crop per clip
 
+    shuffled = make_dataset(index.train, config, batch=8, training=True, augment=False, cache=False, seed=1)
+    x, y = (t.numpy() for t in next(iter(shuffled)))
+    np.testing.assert_array_equal(x, np.repeat(plain[None], 8, axis=0))  # no augmentation
+    assert sorted(y.tolist()) == [0, 0, 0, 0, 1, 1, 1, 1] and y.tolist() != sorted(y.tolist())  # shuffled
+
     monkeypatch.setattr(pipeline, "MAX_CROP", 0.0)
     monkeypatch.setattr(pipeline, "MAX_BRIGHTNESS", 0.0)
     for flip in (False, True):

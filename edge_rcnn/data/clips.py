@@ -217,7 +217,8 @@ def read_sample(ref: ClipRef, config) -> tuple[np.ndarray, tuple[int, int]]:
 
     Frames are RGB, or BGR when ``config.color_order == "bgr"``.
     """
-    if config.mode.value == "image":
+    image_mode = config.mode.value == "image"
+    if image_mode:
         if ref.kind != ClipKind.IMAGE:
             raise DataError(f"{ref.path}: expected an image for an image-mode model, got a {ref.kind} clip")
         raw = [imread_bgr(ref.path)]
@@ -226,4 +227,4 @@ def read_sample(ref: ClipRef, config) -> tuple[np.ndarray, tuple[int, int]]:
     sample = np.stack([convert_frame(f, config.input_size, config.channels) for f in raw])
     if config.color_order == "bgr" and config.channels == 3:
         sample = np.ascontiguousarray(sample[..., ::-1])
-    return (sample[0] if config.mode.value == "image" else sample), raw[0].shape[:2]
+    return (sample[0] if image_mode else sample), raw[0].shape[:2]

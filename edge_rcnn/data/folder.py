@@ -29,9 +29,7 @@ from edge_rcnn.data.clips import (  # noqa: F401  (re-exported: the folder API i
     ClipKind,
     ClipRef,
     DataWarning,
-    convert_frame,
     read_clip,
-    read_frames_bgr,
     read_image,
 )
 from edge_rcnn.data.probe import probe_clip
@@ -80,7 +78,8 @@ def scan_folder(root, *, frames: int, mode="clip", val_fraction: float = 0.2, se
     """
     root = Path(root)
     mode = parse_enum(InputMode, mode, "mode")
-    if mode is InputMode.CLIP and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
+    if mode is InputMode.CLIP and (isinstance(frames, bool) or not isinstance(frames, (int, np.integer))
+                                   or frames < 1):
         raise DataError(f"frames: expected a positive integer, got {frames!r}")
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
         raise DataError(f"val_fraction: expected a number in [0, 1), got {val_fraction!r}")
@@ -190,4 +189,9 @@ def normalize(x_uint8: np.ndarray, config: ModelConfig) -> np.ndarray:
     return ((np.asarray(x_uint8, np.float32) / 255.0 - mean) / std).astype(np.float32)
 
 
-from edge_rcnn.data.arrays import load_arrays  # noqa: E402,F401  (re-exported; needs the names above)
+def __getattr__(name: str):
+    if name == "load_arrays":  # lives in arrays.py (which imports this module); re-exported lazily
+        from edge_rcnn.data.arrays import load_arrays
+
+        return load_arrays
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -91,7 +91,9 @@ def _check_int(name: str, value, low: int, high: int) -> None:
         raise ConfigError(f"{name}: expected an integer in {low}..{high}, got {value!r}")
 
 
-def render_clip(digit_image: np.ndarray, direction: str, rng: np.random.Generator, *, frames: int, size: int) -> np.ndarray:
+def render_clip(
+    digit_image: np.ndarray, direction: str, rng: np.random.Generator, *, frames: int, size: int
+) -> np.ndarray:
     """One grey clip ``uint8 (frames, size, size)``: ``digit_image`` (8x8 in [0, 1]) moving in ``direction``."""
     import cv2
 

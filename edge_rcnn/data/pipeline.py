@@ -30,14 +30,15 @@ def label_indices(refs: Sequence[ClipRef], config: ModelConfig) -> np.ndarray:
 
 def make_dataset(
     refs: Sequence[ClipRef], config: ModelConfig, *, batch: int, training: bool, seed: int = 0,
-    flip: bool = False, cache: bool = True,
+    flip: bool = False, cache: bool = True, augment: bool | None = None,
 ):
     """A ``tf.data.Dataset`` of ``(float32 [B, *config.input_shape] normalized, int64 [B] labels)``.
 
-    ``training`` shuffles (seeded, reshuffled each epoch) and augments: the same random crop
-    (up to 10% per side, resized back) for all T frames of a clip, brightness jitter, and a
-    horizontal flip when ``flip`` is set (only for flip-invariant labels). Otherwise the order
-    and values are deterministic. Clips that fail to decode are dropped with a warning.
+    ``training`` shuffles (seeded, reshuffled each epoch) and, unless ``augment=False``,
+    augments: the same random crop (up to 10% per side, resized back) for all T frames of a
+    clip, brightness jitter, and a horizontal flip when ``flip`` is set (only for flip-invariant
+    labels). Otherwise order and values are deterministic. ``cache`` keeps decoded uint8 clips
+    in memory after the first epoch. Clips that fail to decode are dropped with a warning.
     """
     from edge_rcnn._keras import tf as get_tf
 
@@ -48,6 +49,7 @@ def make_dataset(
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise DataError(f"batch: expected a positive integer, got {batch!r}")
     labels = label_indices(refs, config)
+    augment = training if augment is None else bool(augment)
     shape = config.input_shape
 
     def decode(i):
@@ -79,12 +81,15 @@ def make_dataset(
         return (x / 255.0 - mean) / std, y
 
     ds = tf.data.Dataset.from_tensor_slices((np.arange(len(refs), dtype=np.int64), labels))
+    if training and not cache:  # shuffle cheap indices, not decoded clips
+        ds = ds.shuffle(len(refs), seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(decode_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.filter(decoded_ok).map(drop_flag)
-    if cache:
+    if cache:  # decoded uint8 clips stay in memory; training's shuffle buffer holds a second copy
         ds = ds.cache()
-    if training:
-        ds = ds.shuffle(len(refs), seed=seed, reshuffle_each_iteration=True)
+        if training:
+            ds = ds.shuffle(len(refs), seed=seed, reshuffle_each_iteration=True)
+    if augment:
         noise = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         augment = _make_augment(tf, config, flip)
         ds = tf.data.Dataset.zip((ds, noise)).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
