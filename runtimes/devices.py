@@ -9,6 +9,7 @@ and USB ids ``1a6e:089a`` (Coral before its firmware loads) or ``18d1:9302`` (af
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import platform
 from dataclasses import asdict, dataclass
@@ -53,7 +54,8 @@ class DeviceReport:
     onnx_providers: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON types (lists, not tuples)."""
+        return json.loads(json.dumps(asdict(self)))
 
     def summary(self) -> str:
         """One line, for error messages: what is here instead of what was asked for."""

@@ -69,6 +69,8 @@ class Predictor:
         frames, color = self._frames_of(frames, color)
         if not isinstance(frames, (list, tuple, np.ndarray)):
             raise InputError(f"frames: got {type(frames).__name__}; expected a list or array of frames, or a video path")
+        if isinstance(frames, np.ndarray) and frames.ndim != 4:
+            raise InputError(f"frames: array of shape {list(frames.shape)}; expected frames x height x width x channels")
         if len(frames) != self.spec.frames:
             what = "clip" if kind is ModelKind.CLIP else "image"
             raise InputError(f"frames: got {len(frames)}; the model takes exactly {self.spec.frames} per {what}")
@@ -98,12 +100,11 @@ class Predictor:
         the file's input dtype.
         """
         x = np.asarray(x)
-        rank = len(self.runtime.input.shape)
-        if x.ndim == rank - 1:
-            return self.runtime.invoke(x[None])[0]
-        if x.ndim != rank:
-            raise InputError(f"x: rank {x.ndim} array of shape {list(x.shape)}; expected "
-                             f"{list(self.runtime.input.shape[1:])} or with a batch axis in front")
-        if len(x) == 0:
+        sample = [s if s is not None else "?" for s in self.runtime.input.shape[1:]]
+        batch = x[None] if x.ndim == len(sample) else x
+        if batch.ndim != len(sample) + 1 or any(s != "?" and s != d for s, d in zip(sample, batch.shape[1:])):
+            raise InputError(f"x: shape {list(x.shape)}; the model takes {sample} per sample (batch axis optional)")
+        if len(batch) == 0:
             raise InputError("x: empty batch")
-        return np.stack([self.runtime.invoke(sample[None])[0] for sample in x])
+        probs = np.stack([self.runtime.invoke(one[None])[0] for one in batch])
+        return probs[0] if batch is not x else probs
