@@ -52,9 +52,15 @@ def load_runtime(path: str | Path, device: str | Device = "auto", *, num_threads
     (``cache_dir=`` for ONNX Runtime's TensorRT engine cache).
     """
     path = Path(path)
-    device = choose_device(path, device)
-    cls = get_runtime(runtime) if runtime else runtime_for(path, device)
-    if runtime and device.kind not in cls.devices:
+    if runtime:
+        cls = get_runtime(runtime)
+        device = parse_device(device)
+        if device.kind is DeviceKind.AUTO and device.kind not in cls.devices:
+            device = Device(cls.devices[0])
+    else:
+        device = choose_device(path, device)
+        cls = runtime_for(path, device)
+    if device.kind not in cls.devices:
         valid = ", ".join(d.value for d in cls.devices)
         raise InputError(f"device {device}: the {cls.name} runtime runs on one of: {valid}")
     return cls(path, device, num_threads=num_threads, **options)

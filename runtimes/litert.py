@@ -67,9 +67,10 @@ def _tensor_info(detail: dict[str, Any]) -> TensorInfo:
     scale, zero_point = detail.get("quantization", (0.0, 0))
     dtype = np.dtype(detail["dtype"]).name
     quantized = np.dtype(dtype).kind in "iu" and scale
+    signature = detail.get("shape_signature", detail["shape"])  # -1 marks a dynamic axis
     return TensorInfo(
         name=str(detail["name"]),
-        shape=tuple(int(s) for s in detail["shape"]),
+        shape=tuple(int(s) if s >= 0 else None for s in signature),
         dtype=dtype,
         scale=float(scale) if quantized else None,
         zero_point=int(zero_point) if quantized else None,
@@ -128,6 +129,9 @@ class LiteRtRuntime(Runtime):
         self.interpreter.reset_all_variables()
 
     def run(self, x: np.ndarray) -> np.ndarray:
+        if tuple(self.interpreter.get_input_details()[0]["shape"]) != x.shape:  # dynamic axes (T, size)
+            self.interpreter.resize_tensor_input(self._in_index, list(x.shape))
+            self.interpreter.allocate_tensors()
         self.interpreter.set_tensor(self._in_index, x)
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self._out_index).copy()

@@ -87,14 +87,14 @@ def _seq(value) -> Sequence[float]:
     return value if isinstance(value, (list, tuple)) else [value]
 
 
-def _pick(name: str, given, meta: dict[str, Any], from_shape, missing: list[str], hint: str):
+def _pick(path: Path, name: str, given, meta: dict[str, Any], from_shape, missing: list[str], hint: str):
     value = given if given is not None else meta.get(name)
     if value is None:
         value = from_shape
     if value is None:
         missing.append(f"{name} ({hint})")
     if value is not None and from_shape is not None and tuple(_seq(value)) != tuple(_seq(from_shape)):
-        raise MetadataError(f"{name}={value!r} but the model input takes {from_shape!r}")
+        raise MetadataError(f"{path}: {name}={value!r} but the model input takes {from_shape!r}")
     return value
 
 
@@ -107,6 +107,8 @@ def resolve_spec(path: str | Path, meta: dict[str, Any] | None, inp: TensorInfo,
     shape = inp.shape
     kind = _kind(meta, shape, path)
     missing: list[str] = []
+    if isinstance(labels, str):
+        raise InputError(f"labels: expected a list of class names, got the string {labels!r}")
     if labels is None:
         labels = meta.get("labels")
     if kind is not ModelKind.STREAM_ENCODER:
@@ -117,7 +119,7 @@ def resolve_spec(path: str | Path, meta: dict[str, Any] | None, inp: TensorInfo,
     labels = tuple(str(x) for x in labels or ())
     time_axis = kind in (ModelKind.CLIP, ModelKind.STREAM_HEAD)
     if time_axis:
-        frames = _pick("frames", frames, meta, shape[1] if len(shape) > 1 else None, missing, "frames=T")
+        frames = _pick(path, "frames", frames, meta, shape[1] if len(shape) > 1 else None, missing, "frames=T")
     else:
         frames = 1
     frame = None
@@ -126,7 +128,7 @@ def resolve_spec(path: str | Path, meta: dict[str, Any] | None, inp: TensorInfo,
         hw = shape[-3:-1] if layout == "nhwc" else shape[-2:]
         channels = meta.get("channels") or (shape[-1] if layout == "nhwc" else shape[-3])
         size_from_shape = tuple(hw) if None not in hw else None
-        size = _pick("input_size", input_size, meta, size_from_shape, missing, "input_size=(height, width)")
+        size = _pick(path, "input_size", input_size, meta, size_from_shape, missing, "input_size=(height, width)")
         if channels is None:
             missing.append("channels (a static channel axis in the model input)")
         mean_, std_ = _mean_std(meta, normalization, mean, std, int(channels or 3), missing)

@@ -69,6 +69,15 @@ def _stateful_lstm(tf, keras):
     return tf.lite.TFLiteConverter.from_keras_model(keras.Model(inp, out)).convert()
 
 
+def _dynamic_time(tf, keras):
+    """Third-party style: any number of frames (T is -1 in the input's shape signature)."""
+    inp = keras.Input((None, 8, 8, 1), batch_size=1)
+    x = keras.layers.TimeDistributed(keras.layers.Flatten())(inp)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(x))
+    return model, tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """Keras reference + float/int8/raw TFLite, float/fp16/QDQ/raw ONNX, a stateful LSTM, a 'compiled' file."""
@@ -101,6 +110,8 @@ def files(tmp_path_factory):
     (out / "int8.tflite").write_bytes(int8)
     (out / "compiled.tflite").write_bytes(_compiled_for_edgetpu(int8))
     (out / "stateful.tflite").write_bytes(_stateful_lstm(tf_, k))
+    dynamic, data = _dynamic_time(tf_, k)
+    (out / "dynamic.tflite").write_bytes(data)
 
     sig = (tf_.TensorSpec((1, *config.input_shape), tf_.float32, name="frames"),)
     proto, _ = tf2onnx.convert.from_keras(model, input_signature=sig, opset=17)
@@ -119,7 +130,7 @@ def files(tmp_path_factory):
     quantize_static(out / "raw.onnx", out / "qdq_raw.onnx", Reader(), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
     onnx.save(embed_onnx_metadata(onnx.load(out / "qdq_raw.onnx"), _meta(config, "int8")), out / "qdq.onnx")
-    return {"dir": out, "model": model, "config": config}
+    return {"dir": out, "model": model, "config": config, "dynamic": dynamic}
 
 
 def _clip(seed=0, size=(32, 32), frames=8):
@@ -280,7 +291,8 @@ def test_registry_lookup_and_predict(files, monkeypatch, name):
         _fake_litert(monkeypatch)
     with pytest.warns(RuntimeWarning, match="not compiled") if name == "edgetpu" else _nothing():
         p = runtimes.load(_path(files, file), device=device)
-    assert p.runtime.name == name and p.info["runtime"] == name
+        forced = runtimes.load_runtime(_path(files, file), runtime=name)  # by name, device auto
+    assert p.runtime.name == name and p.info["runtime"] == name and forced.name == name
     clip = _clip(8)
     np.testing.assert_allclose(p.predict(clip).probs, _keras_probs(files, clip), atol=0.1 if "int8" in file else 1e-4)
 
@@ -432,6 +444,21 @@ def test_file_without_metadata(files, name):
         runtimes.load(path, labels=LABELS, normalization="unit", frames=16)
     with pytest.raises(InputError, match="normalization: unknown value 'zscore'; expected one of: unit, symmetric"):
         runtimes.load(path, labels=LABELS, normalization="zscore")
+
+
+def test_dynamic_frames_come_from_the_caller(files):
+    path = _path(files, "dynamic.tflite")
+    with pytest.raises(MetadataError, match=r"frames \(frames=T\)"):
+        runtimes.load(path, labels=list("abc"), normalization="unit")
+    with pytest.raises(InputError, match="labels: expected a list of class names, got the string 'abc'"):
+        runtimes.load(path, labels="abc", normalization="unit", frames=5)
+    p = runtimes.load(path, labels=list("abc"), normalization="unit", frames=5)
+    assert p.runtime.input.shape == (1, None, 8, 8, 1)
+    clip = np.random.default_rng(3).integers(0, 256, (5, 8, 8, 1), dtype=np.uint8)
+    want = files["dynamic"](clip[None].astype(np.float32) / 255.0, training=False).numpy()[0]
+    np.testing.assert_allclose(p.predict(clip).probs, want, atol=1e-5)
+    with pytest.raises(InputError, match="got 3; the model takes exactly 5"):
+        p.predict(clip[:3])
 
 
 # ---------------------------------------------------------------- bad input
