@@ -1,7 +1,8 @@
 """The built-in dataset: real handwritten digits moving across the frame.
 
 Each clip shows one of the 8x8 handwritten digits scikit-learn ships (``load_digits``: 1,797
-scans, 16 grey levels), upscaled and moved across a dark, lightly noisy frame. The label is
+scans, 16 grey levels), upscaled and moved across a dark, lightly noisy frame, partly entering
+or leaving it at the ends (at most half the digit outside). The label is
 ``f"{digit}_{direction}"``: it depends on WHICH digit and HOW it moves, so neither one frame nor an
 order-less bag of frames solves it; a CNN+RNN does. Train and val clips are drawn from disjoint
 digit scans, so val accuracy measures generalisation to unseen handwriting.
@@ -32,6 +33,7 @@ VAL_SAMPLE_FRACTION = 0.3
 _POOL_SEED = 20_240_601
 _NOISE_LEVEL = 24  # background noise amplitude, in grey levels (0..255)
 _JITTER_PX = 0.3  # per-frame position jitter (std, pixels)
+_OUTSIDE = 0.5  # at most this share of the digit's side leaves the frame
 
 
 @functools.lru_cache(maxsize=1)
@@ -101,14 +103,18 @@ def render_clip(
     side = 8 * scale
     digit = cv2.resize(digit_image, (side, side), interpolation=cv2.INTER_LINEAR) * 255.0
     digit *= rng.uniform(0.75, 1.0)  # ink brightness
-    room = float(size - side)  # free travel along each axis
-    travel = rng.uniform(0.5, 1.0) * room
-    start = rng.uniform(0.0, room - travel)
+    room = float(size - side)  # free travel across the motion, digit fully inside
+    # Along the motion the digit enters and leaves the frame: up to _OUTSIDE of it is cut off at
+    # either end. The cut-off views tell a per-frame CNN (global pooling, blind to position on a
+    # dark background) where the digit is; only their ORDER tells the direction.
+    low, high = -_OUTSIDE * side, size - (1.0 - _OUTSIDE) * side
+    travel = rng.uniform(0.6, 1.0) * (high - low)
+    start = rng.uniform(low, high - travel)
     along = start + travel * np.linspace(0.0, 1.0, frames)
     if direction in ("left", "up"):
-        along = room - along
+        along = low + high - along
     across = np.full(frames, rng.uniform(0.0, room))
-    along = np.clip(along + rng.normal(0.0, _JITTER_PX, frames), 0.0, room)
+    along = np.clip(along + rng.normal(0.0, _JITTER_PX, frames), low, high)
     across = np.clip(across + rng.normal(0.0, _JITTER_PX, frames), 0.0, room)
     xs, ys = (along, across) if direction in ("right", "left") else (across, along)
     clip = np.empty((frames, size, size), np.uint8)
