@@ -2,8 +2,9 @@
 
 The caller passes frames as they come (uint8 ``HxWxC`` of any size, RGB or BGR); ``InputSpec``
 says what the model wants, read from the file's metadata. Resizing uses OpenCV when it is
-installed (area when shrinking, bilinear when growing) and a numpy fallback otherwise (box
-average for whole-number shrink factors, bilinear otherwise), so a Pi without OpenCV still runs.
+installed (``INTER_AREA`` on the uint8 frame, like the training pipeline) and a numpy fallback
+otherwise (box average for whole-number shrink factors, bilinear otherwise), so a Pi without
+OpenCV still runs.
 """
 
 from __future__ import annotations
@@ -65,16 +66,16 @@ def _resize_numpy(frame: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``HxWxC`` float32 -> ``size`` (height, width) float32, with OpenCV if installed."""
+    """``HxWxC`` -> ``size`` (height, width), as training does: OpenCV ``INTER_AREA`` in the
+    frame's own dtype (uint8 stays uint8), or the numpy fallback (float32) without OpenCV."""
     height, width = size
     if frame.shape[:2] == (height, width):
         return frame
     try:
         import cv2
     except ImportError:
-        return _resize_numpy(frame, height, width).astype(np.float32)
-    shrink = frame.shape[0] >= height and frame.shape[1] >= width
-    out = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        return _resize_numpy(frame.astype(np.float32), height, width)
+    out = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
     return out.reshape(height, width, frame.shape[2])
 
 
@@ -85,7 +86,7 @@ def _as_frame(frame, index: int) -> np.ndarray:
     if arr.ndim != 3 or arr.size == 0:
         raise InputError(f"frame {index}: shape {list(arr.shape)}; expected height x width x channels")
     if arr.dtype == np.uint8:
-        return arr.astype(np.float32)
+        return arr
     if arr.dtype.kind == "f":
         if not np.isfinite(arr).all():
             raise InputError(f"frame {index}: contains NaN or infinity")
@@ -117,13 +118,14 @@ def prepare_frames(frames: Sequence[np.ndarray] | np.ndarray, spec: InputSpec, c
     for i, raw in enumerate(frames):
         frame = _as_frame(raw, i)
         channels = frame.shape[2]
-        if channels == 3 and spec.channels == 3 and color != spec.color_order:
-            frame = frame[:, :, ::-1]
-        elif channels == 3 and spec.channels == 1:
-            luma = _LUMA_RGB if color == "rgb" else _LUMA_RGB[::-1]
-            frame = (frame @ luma)[:, :, None]
-        elif channels != spec.channels:
+        if channels != spec.channels and not (channels == 3 and spec.channels == 1):
             raise InputError(f"frame {i}: {channels} channel(s); the model takes {spec.channels} ({spec.color_order})")
-        out[i] = resize_frame(np.ascontiguousarray(frame), spec.input_size)
+        # Resize first, in the frame's dtype (uint8), as the training data pipeline does.
+        frame = resize_frame(np.ascontiguousarray(frame), spec.input_size).astype(np.float32)
+        if spec.channels == 1 and channels == 3:
+            frame = (frame @ (_LUMA_RGB if color == "rgb" else _LUMA_RGB[::-1]))[:, :, None]
+        elif channels == 3 and color != spec.color_order:
+            frame = frame[:, :, ::-1]
+        out[i] = frame
     out = (out / np.float32(255.0) - mean) / std
     return out.transpose(0, 3, 1, 2) if spec.layout == "nchw" else out
