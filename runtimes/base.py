@@ -169,6 +169,13 @@ class Runtime:
         raise InputError(f"{self.path.name}: input of dtype {x.dtype}; expected float or {want.dtype}")
 
 
+def check_threads(num_threads: int | None) -> int | None:
+    """``None`` (the runtime's default) or a positive integer; anything else is an ``InputError``."""
+    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1):
+        raise InputError(f"num_threads: expected a positive integer, got {num_threads!r}")
+    return num_threads
+
+
 RUNTIMES: dict[str, type[Runtime]] = {}
 
 

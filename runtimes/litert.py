@@ -17,8 +17,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from runtimes.base import Device, DeviceKind, Runtime, TensorInfo, register_runtime
-from runtimes.errors import InputError, ModelFileError, RuntimeUnavailableError
+from runtimes.base import Device, DeviceKind, Runtime, TensorInfo, check_threads, register_runtime
+from runtimes.errors import ModelFileError, RuntimeUnavailableError
 from runtimes.metadata import read_metadata, tflite_ops
 
 EDGETPU_OP = "CUSTOM:edgetpu-custom-op"
@@ -93,8 +93,7 @@ class LiteRtRuntime(Runtime):
     def __init__(self, path: str | Path, device: Device | None = None, *, num_threads: int | None = None):
         self.path = Path(path)
         self.device = device or Device(self.devices[0])
-        if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1):
-            raise InputError(f"num_threads: expected a positive integer, got {num_threads!r}")
+        check_threads(num_threads)
         self.num_threads = num_threads or os.cpu_count() or 1
         # Our own flatbuffer walk first: a truncated or foreign file fails here, in Python.
         self.ops = tflite_ops(self.path)

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from runtimes.base import Device, DeviceKind, Runtime, TensorInfo, register_runtime
+from runtimes.base import Device, DeviceKind, Runtime, TensorInfo, check_threads, register_runtime
 from runtimes.errors import InputError, ModelFileError, RuntimeUnavailableError
 from runtimes.metadata import METADATA_KEY, parse_metadata
 
@@ -104,8 +104,7 @@ class OnnxRuntime(Runtime):
             raise ModelFileError(f"{self.path}: no such model file")
         if self.path.stat().st_size == 0:
             raise ModelFileError(f"{self.path}: empty file (expected a .onnx model)")
-        if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1):
-            raise InputError(f"num_threads: expected a positive integer, got {num_threads!r}")
+        check_threads(num_threads)
         ort = import_onnxruntime()
         self.version = ort.__version__
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()

@@ -82,6 +82,8 @@ class Predictor:
 
         ``color`` is the channel order of the frames passed (cv2 captures are ``"bgr"``).
         """
+        if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
+            raise InputError(f"topk: expected a positive integer, got {topk!r}")
         probs = self.runtime.invoke(self.prepare(frames, color))[0]
         return make_prediction(probs, self.spec.labels, topk)
 

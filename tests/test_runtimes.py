@@ -481,6 +481,8 @@ def test_bad_frames(files, frames, match):
         p.predict(frames)
     with pytest.raises(InputError, match="color: unknown value 'hsv'"):
         p.predict(_clip(), color="hsv")
+    with pytest.raises(InputError, match="topk: expected a positive integer, got 0"):
+        p.predict(_clip(), topk=0)
 
 
 def test_bad_invoke_input(files):
@@ -509,6 +511,8 @@ def test_bad_model_files(files, tmp_path, suffix):
 def test_bad_device_and_suffix(files, tmp_path):
     with pytest.raises(InputError, match="cannot run .tflite files; for .tflite use one of: cpu, edgetpu"):
         runtimes.load(_path(files, "float.tflite"), device="cuda")
+    with pytest.raises(InputError, match="num_threads: expected a positive integer, got 0"):
+        runtimes.load(_path(files, "float.onnx"), num_threads=0)
     with pytest.raises(InputError, match="device: unknown value 'gpu'; expected one of: auto, cpu"):
         runtimes.load(_path(files, "float.tflite"), device="gpu")
     with pytest.raises(RuntimeUnavailableError, match="found: .*CPUExecutionProvider"):
