@@ -54,10 +54,10 @@ class RunKeeper(keras().callbacks.Callback):
             self._bar.close()
         if val_acc > self.best:
             self.best, self.wait = val_acc, 0
-            self._save(self.out / "best.keras", include_optimizer=False)
+            self._save(self.out / "best.keras")
         else:
             self.wait += 1
-        self._save(self.out / "last.keras", include_optimizer=True)
+        self._save(self.out / "last.keras")  # with the optimizer state, for resume
         write_json_atomic(self.out / "state.json", {
             "epoch": epoch + 1, "best": self.best, "wait": self.wait, "seconds": self.seconds,
             "history": self.history, "config": self.config.to_dict(), "train_config": self.train_config,
@@ -66,11 +66,11 @@ class RunKeeper(keras().callbacks.Callback):
             self.stopped_early = True
             self.model.stop_training = True
 
-    def _save(self, path: Path, include_optimizer: bool) -> None:
+    def _save(self, path: Path) -> None:
         with atomic_path(path) as tmp:
             keras_tmp = tmp.with_name(tmp.name + ".keras")  # Keras wants the .keras suffix
             try:
-                self.model.save(keras_tmp, include_optimizer=include_optimizer)
+                self.model.save(keras_tmp)
                 keras_tmp.replace(tmp)
             finally:
                 keras_tmp.unlink(missing_ok=True)

@@ -94,9 +94,9 @@ def train(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: expected a folder, found a file")
-    frames = config.frames if isinstance(config, ModelConfig) else dict(config or {}).get("frames", 16)
-    mode = config.mode.value if isinstance(config, ModelConfig) else dict(config or {}).get("mode", "clip")
-    index = scan_folder(data, frames=frames, mode=mode, val_fraction=tc.val_fraction, seed=tc.seed)
+    # Check the model settings before reading any clip: a typo should not cost a folder scan.
+    draft = resolve_model_config(config.labels if isinstance(config, ModelConfig) else ("?", "??"), config)
+    index = scan_folder(data, frames=draft.frames, mode=draft.mode.value, val_fraction=tc.val_fraction, seed=tc.seed)
     if not index.val:
         raise DataError(f"{data}: no validation clips (add DATA/val/ or more clips per class)")
     mc = resolve_model_config(index.labels, config)
@@ -113,7 +113,7 @@ def train(
     k, tf_ = keras(), tf()
     k.utils.set_random_seed(tc.seed)
     flip = index.flip_invariant if tc.flip is None else tc.flip
-    train_ds = make_dataset(index.train, mc, batch=tc.batch, training=tc.augment, seed=tc.seed, flip=flip)
+    train_ds = make_dataset(index.train, mc, batch=tc.batch, training=True, augment=tc.augment, seed=tc.seed, flip=flip)
     val_ds = make_dataset(index.val, mc, batch=tc.batch, training=False, seed=tc.seed)
 
     with _strategy(tc.strategy, tf_).scope():
@@ -126,7 +126,7 @@ def train(
                 loss="sparse_categorical_crossentropy",
                 metrics=["accuracy"],
             )
-    keeper = RunKeeper(out, mc, _tc_dict(tc), state, steps=int(train_ds.cardinality()))
+    keeper = RunKeeper(out, mc, _tc_dict(tc), state, steps=-(-len(index.train) // tc.batch))
     start_epoch = state["epoch"] if state else 0
     started = time.perf_counter()
     if start_epoch < tc.epochs and not keeper.stopped_early:

@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--frames", type=int, default=16, help="frames per clip (default: 16)")
     d.add_argument("--size", type=int, default=32, help="frame side in pixels (default: 32)")
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--overwrite", action="store_true", help="replace an earlier moving-digits dataset in OUT")
     d.set_defaults(func=cmd_data)
 
     t = sub.add_parser("train", help="train a CNN+RNN model on a folder of clips")
@@ -57,7 +58,7 @@ def cmd_data(args) -> int:
 
     out = make_moving_digits(args.out, digits=args.digits, directions=args.directions,
                              clips_per_class=args.clips_per_class, frames=args.frames, size=args.size,
-                             seed=args.seed)
+                             seed=args.seed, overwrite=args.overwrite)
     print(f"wrote the moving-digits dataset to {out}")
     return 0
 
