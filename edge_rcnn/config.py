@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from edge_rcnn.errors import ConfigError, choices_error
@@ -38,14 +38,11 @@ class Normalization(str, enum.Enum):
     IMAGENET = "imagenet"  # ImageNet channel mean/std (RGB)
 
     def mean_std(self, channels: int) -> tuple[list[float], list[float]]:
-        if self is Normalization.UNIT:
-            return [0.0] * channels, [1.0] * channels
-        if self is Normalization.SYMMETRIC:
-            return [0.5] * channels, [0.5] * channels
-        mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-        if channels == 1:
-            return [sum(mean) / 3], [sum(std) / 3]
-        return mean, std
+        # One table of presets for the SDK: the runtimes' (a device reads the same numbers).
+        from runtimes.preprocess import normalization_mean_std
+
+        mean, std = normalization_mean_std(self.value, channels)
+        return list(mean), list(std)
 
 
 def parse_enum(enum_type: type[enum.Enum], value: Any, argument: str):
