@@ -25,7 +25,9 @@ def keras():
     """Return the ``tf_keras`` module (Keras 2 on TensorFlow), importing TensorFlow on first use."""
     # Must be set before TensorFlow is first imported for tf.keras to mean tf_keras too.
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 3 hides C++ INFO/WARNING/ERROR lines such as "failed call to cuInit" on a CPU-only machine;
+    # set TF_CPP_MIN_LOG_LEVEL=0 to see them.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         import tf_keras
     except ImportError as exc:  # pragma: no cover - depends on the install
