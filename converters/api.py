@@ -43,7 +43,7 @@ class ExportReport:
         return {f.path.name: f.path for f in self.files if f.path is not None}
 
     def table(self) -> str:
-        skipped = [(f.path.name if f.path else f.format.value, f.notes[0] if f.notes else "")
+        skipped = [(f.path.name if f.path else f.format.value, f.details.get("summary") or (f.notes[0] if f.notes else ""))
                    for f in self.files if not f.runnable]
         return format_table(list(self.comparisons), skipped)
 

@@ -109,7 +109,8 @@ def convert(job: ExportJob) -> ExportedFile:
         log.warning("%s", message)
         command = shlex.join(compile_command(source, job.out_dir))
         return ExportedFile(None, Format.EDGETPU, Mode.INT8, notes=(message,), runnable=False,
-                            details={"status": "skipped", "command": command})
+                            details={"status": "skipped", "command": command,
+                                     "summary": f"skipped: {COMPILER} not on PATH; on x86-64 Linux run: {command}"})
     with tempfile.TemporaryDirectory(prefix=".edgetpu_", dir=job.out_dir) as tmp:
         command = compile_command(source, Path(tmp), compiler)
         try:

@@ -132,7 +132,7 @@ def train(
     if start_epoch < tc.epochs and not keeper.stopped_early:
         model.fit(train_ds, validation_data=val_ds, epochs=tc.epochs, initial_epoch=start_epoch,
                   callbacks=[keeper], verbose=0)
-    seconds = keeper.seconds + time.perf_counter() - started
+    seconds = (state or {}).get("seconds", 0.0) + time.perf_counter() - started  # wall time, resumes added
 
     best_model = k.models.load_model(str(out / "best.keras"), compile=False, safe_mode=True)
     save_model(best_model, mc, out / "model.keras")

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="digits to use (default: 0,1,2,3)")
     d.add_argument("--directions", type=lambda s: tuple(csv_list(s)), default=("right", "left", "down", "up"),
                    help="motions (default: right,left,down,up)")
-    d.add_argument("--clips-per-class", type=int, default=40, help="clips per label (default: 40)")
+    d.add_argument("--clips-per-class", type=int, default=80, help="clips per label, 20%% of them val (default: 80)")
     d.add_argument("--frames", type=int, default=16, help="frames per clip (default: 16)")
     d.add_argument("--size", type=int, default=32, help="frame side in pixels (default: 32)")
     d.add_argument("--seed", type=int, default=0)

@@ -174,7 +174,7 @@ def make_moving_digits(
     *,
     digits: Sequence[int] = (0, 1, 2, 3),
     directions: Sequence[str] = DIRECTIONS,
-    clips_per_class: int = 40,
+    clips_per_class: int = 80,
     frames: int = 16,
     size: int = 32,
     channels: int = 3,
