@@ -12,6 +12,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 from edge_rcnn import __version__
 from edge_rcnn.errors import EdgeRcnnError
@@ -48,6 +49,8 @@ def csv_list(text: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Warnings are for people here: one line each, without the source line Python adds.
+    warnings.formatwarning = lambda message, category, *rest, **kw: f"edge-rcnn: warning: {message}\n"
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
