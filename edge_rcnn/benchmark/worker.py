@@ -1,0 +1,173 @@
+"""``python -m edge_rcnn.benchmark.worker SPEC.json``: measure one format in a fresh process.
+
+Run by ``edge_rcnn.benchmark.measure`` once per format, so each row's peak RSS and cold start
+are its own (the Keras row's TensorFlow import does not land in the LiteRT row). The spec names
+the model file(s), a ``.npy`` of uint8 val clips and one of the same clips normalized to float32,
+the number of warm-up and timed calls and the thread count. The worker:
+
+1. imports the runtime, loads the model and predicts the first clip from its uint8 frames, as a
+   user's process would (``cold_start_s`` counts from the parent's spawn to that first result);
+2. makes ``warmup`` calls that are not timed, then ``runs`` timed calls on prepared inputs
+   (already in the file's input dtype: the timing is the model, not the preprocessing), cycling
+   over a few clips; peak RSS (``ru_maxrss``) is read after these;
+3. predicts every clip for accuracy and agreement (not timed) and writes the result JSON.
+
+Only the standard library and numpy are imported up front; TensorFlow is imported by the Keras
+measurement only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+TIME_POOL = 8  # timed calls cycle over this many clips (few pages touched: RSS stays the model's)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MB (2^20 bytes).
+
+    On Linux ``VmHWM`` from ``/proc/self/status``: ``ru_maxrss`` survives ``exec`` and so starts
+    at the parent's peak (a worker spawned by a process holding TensorFlow would report ~1 GB).
+    Elsewhere ``ru_maxrss`` (bytes on macOS, KiB on other systems).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1 << 20) if sys.platform == "darwin" else rss / 1024
+
+
+def time_calls(call: Callable[[Any], Any], pool: list, warmup: int, runs: int) -> list[float]:
+    """Milliseconds of ``runs`` calls after ``warmup`` untimed ones, cycling over ``pool``."""
+    for i in range(warmup):
+        call(pool[i % len(pool)])
+    times = []
+    for i in range(runs):
+        x = pool[i % len(pool)]
+        start = time.perf_counter()
+        call(x)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def _inputs(spec: dict[str, Any]):
+    import numpy as np
+
+    return np.load(spec["frames"], mmap_mode="r"), np.load(spec["inputs"], mmap_mode="r")
+
+
+def _first(spec: dict[str, Any], result: dict[str, Any], start: float, loaded: float) -> None:
+    now = time.perf_counter()
+    result.update(load_s=loaded - start, first_predict_s=now - loaded,
+                  cold_start_s=time.time() - float(spec["spawned_at"]), rss_first_mb=peak_rss_mb())
+
+
+def measure_keras(spec: dict[str, Any]) -> dict[str, Any]:
+    start = time.perf_counter()
+    import numpy as np
+
+    from edge_rcnn._keras import tf
+    from edge_rcnn.model import load_model
+
+    tf_ = tf()
+    threads = int(spec["threads"])
+    tf_.config.threading.set_intra_op_parallelism_threads(threads)
+    tf_.config.threading.set_inter_op_parallelism_threads(threads)
+    model, config = load_model(spec["files"]["model"])
+    loaded = time.perf_counter()
+    frames, inputs = _inputs(spec)
+    mean, std = (np.asarray(v, np.float32) for v in config.mean_std)
+    np.asarray(model((np.asarray(frames[:1], np.float32) / 255.0 - mean) / std, training=False))
+    result: dict[str, Any] = {"runtime": f"tensorflow {tf_.__version__}", "threads": threads}
+    _first(spec, result, start, loaded)
+    pool = [np.array(inputs[i : i + 1]) for i in range(min(TIME_POOL, len(inputs)))]
+    result["times_ms"] = time_calls(lambda x: np.asarray(model(x, training=False)), pool, spec["warmup"], spec["runs"])
+    result["rss_mb"] = peak_rss_mb()
+    batches = [np.asarray(model(np.array(inputs[i : i + 16]), training=False)) for i in range(0, len(inputs), 16)]
+    result["probs"] = np.concatenate(batches).tolist()
+    result["macs"] = _macs(model, config)
+    return result
+
+
+def _macs(model, config) -> dict[str, int]:
+    from edge_rcnn.benchmark.macs import count_macs, split_clip_macs
+
+    if config.mode.value == "clip":
+        return split_clip_macs(model)
+    return {"clip": count_macs(model).total}
+
+
+def measure_clip(spec: dict[str, Any]) -> dict[str, Any]:
+    start = time.perf_counter()
+    import numpy as np
+
+    import runtimes
+
+    predictor = runtimes.load(spec["files"]["model"], "cpu", num_threads=int(spec["threads"]))
+    loaded = time.perf_counter()
+    frames, inputs = _inputs(spec)
+    predictor.predict(np.array(frames[0]))
+    rt = predictor.runtime
+    result: dict[str, Any] = {"runtime": rt.details().get("package", rt.name), "threads": int(spec["threads"]),
+                              "details": {k: v for k, v in rt.details().items() if k != "package"}}
+    _first(spec, result, start, loaded)
+    pool = [rt.to_input(np.array(inputs[i : i + 1])) for i in range(min(TIME_POOL, len(inputs)))]
+
+    def call(x):
+        rt.reset()
+        return rt.run(x)
+
+    result["times_ms"] = time_calls(call, pool, spec["warmup"], spec["runs"])
+    result["rss_mb"] = peak_rss_mb()
+    result["probs"] = [rt.invoke(np.array(inputs[i : i + 1]))[0].tolist() for i in range(len(inputs))]
+    return result
+
+
+MEASURES = {"keras": measure_keras, "clip": measure_clip}
+
+
+def _stream_measure():
+    from edge_rcnn.benchmark.stream_worker import measure_stream
+
+    return measure_stream
+
+
+def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    measure = spec["measure"]
+    if measure == "stream":
+        return _stream_measure()(spec)
+    if measure not in MEASURES:
+        raise ValueError(f"measure: unknown value {measure!r}; expected one of: {', '.join([*MEASURES, 'stream'])}")
+    return MEASURES[measure](spec)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m edge_rcnn.benchmark.worker SPEC.json", file=sys.stderr)
+        return 2
+    spec = json.loads(Path(argv[0]).read_text())
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        result = {"ok": True, **run_spec(spec)}
+        code = 0
+    except Exception as exc:  # one row's failure: reported as its reason, never raised further
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        result = {"ok": False, "error": f"{type(exc).__name__}: {first}" if first else type(exc).__name__}
+        code = 1
+    result.update(tensorflow_imported="tensorflow" in sys.modules, peak_rss_mb=peak_rss_mb())
+    Path(spec["result"]).write_text(json.dumps(result))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
