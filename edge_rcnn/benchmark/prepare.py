@@ -32,8 +32,13 @@ class Prepared:
     notes: tuple[str, ...] = ()
 
     @property
+    def measured(self) -> dict[str, Path]:
+        """The files of the row itself (the stream's ``window`` clip model is only its comparison)."""
+        return {k: v for k, v in self.files.items() if k != "window"}
+
+    @property
     def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.files.values())
+        return sum(p.stat().st_size for p in self.measured.values())
 
 
 def expected_files(fmt: BenchFormat, model: Path, models_dir: Path) -> dict[str, Path]:
@@ -44,7 +49,7 @@ def expected_files(fmt: BenchFormat, model: Path, models_dir: Path) -> dict[str,
     folder = models_dir / fmt.name
     if fmt.measure is Measure.STREAM:
         encoder, head = (folder / name.format(mode=fmt.mode) for name in STREAM_FILES)
-        return {"encoder": encoder, "head": head, "clip": folder / file_name(Format(fmt.target), Mode(fmt.mode))}
+        return {"encoder": encoder, "head": head, "window": folder / file_name(Format(fmt.target), Mode(fmt.mode))}
     return {"model": folder / file_name(Format(fmt.target), Mode(fmt.mode))}
 
 
@@ -66,18 +71,14 @@ def prepare_format(fmt: BenchFormat, model: Path, data: Path, models_dir: Path, 
     """The files for ``fmt``, exported now unless an earlier export of the same model is there."""
     files = expected_files(fmt, model, models_dir)
     if fmt.measure is Measure.KERAS or all(exported_from(p, sha256) for p in files.values()):
-        return Prepared(_runnable(files), exported=False)
+        return Prepared(files, exported=False)
     notes = _export(fmt, model, data, files, progress)
     missing = [p.name for p in files.values() if not p.is_file()]
     if missing:
         from edge_rcnn.errors import ConversionError
 
         raise ConversionError(f"{fmt.name}: the export wrote no {', '.join(missing)} (in {files[next(iter(files))].parent})")
-    return Prepared(_runnable(files), exported=True, notes=notes)
-
-
-def _runnable(files: dict[str, Path]) -> dict[str, Path]:
-    return {k: v for k, v in files.items() if k != "clip"}  # the stream row runs encoder + head only
+    return Prepared(files, exported=True, notes=notes)
 
 
 def _export(fmt: BenchFormat, model: Path, data: Path, files: dict[str, Path], progress: bool) -> tuple[str, ...]:

@@ -119,4 +119,4 @@ def benchmark(model: str | os.PathLike, data: str | os.PathLike, out: str | os.P
 
 
 def _display_name(item: Prepared, model: Path) -> str:
-    return " + ".join(p.name for p in item.files.values()) if item.files else model.name
+    return " + ".join(p.name for p in item.measured.values()) if item.measured else model.name

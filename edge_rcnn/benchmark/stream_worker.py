@@ -1,13 +1,84 @@
-"""The streaming measurement (worker side): int8 frame encoder + temporal head, one push per frame."""
+"""The streaming measurement (worker side): int8 frame encoder + temporal head, one push per frame.
+
+A stream of frames is made by playing the val clips one after another (a long video). After the
+first T-1 pushes every push returns a prediction for the last T frames, so every timed push is a
+full step: one encoder pass, the feature ring, one head call. Measured in the same process:
+
+- ``frame_times_ms``: ``FeatureStream.push`` (the row's per-frame latency);
+- ``window_frame_ms``: ``WindowStream.push`` over the int8 clip model exported beside the parts
+  (same runtime, same precision, same frame conversion) -- the per-frame cost without streaming,
+  i.e. recomputing the whole T-frame window on every frame;
+- ``parts``: the encoder alone on one frame and the head alone on one window (CNN vs RNN);
+- ``probs``: for each clip, the prediction after pushing its T frames into a reset stream.
+
+Peak RSS is read before the window stream is loaded, so it is the streaming pair's own.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
+
+from edge_rcnn.benchmark.worker import TIME_POOL, _first, _inputs, peak_rss_mb, time_calls
+
+
+def _frames(frames, clips: int):
+    """The first ``clips`` clips' frames as one list: a video to push frame by frame."""
+    import numpy as np
+
+    return [np.array(f) for clip in frames[:clips] for f in clip]
+
+
+def _push_times(stream, video: list, frames: int, warmup: int, runs: int) -> list[float]:
+    stream.reset()
+    for frame in video[: frames - 1]:  # fill the window: pushes before it is full return nothing
+        stream.push(frame)
+    rest = video[frames - 1 :] + video[: frames - 1]
+    return time_calls(stream.push, rest, warmup, runs)
 
 
 def measure_stream(spec: dict[str, Any]) -> dict[str, Any]:
+    start = time.perf_counter()
+    import numpy as np
+
     import runtimes
 
-    if not hasattr(runtimes, "open_stream"):
-        raise RuntimeError("this runtimes package has no open_stream (streaming is not available)")
-    raise NotImplementedError("streaming measurement")
+    threads, files = int(spec["threads"]), spec["files"]
+    stream = runtimes.open_stream(files["encoder"], files["head"], "cpu", num_threads=threads)
+    loaded = time.perf_counter()
+    frames, _ = _inputs(spec)
+    T = stream.frames
+    for frame in frames[0]:
+        first = stream.push(np.array(frame))
+    if first is None:
+        raise RuntimeError(f"the stream gave no prediction after {T} frames")
+    enc = stream.encoder
+    result: dict[str, Any] = {"runtime": enc.details().get("package", enc.name), "threads": threads, "frames": T}
+    _first(spec, result, start, loaded)
+    video = _frames(frames, min(TIME_POOL, len(frames)))
+    runs, warmup = int(spec["runs"]), int(spec["warmup"])
+    result["frame_times_ms"] = _push_times(stream, video, T, warmup, runs * T)
+    result["rss_mb"] = peak_rss_mb()
+
+    inputs = [stream.convert(f, "rgb") for f in video[:TIME_POOL]]
+    window = [stream.head_input.window()[None].copy()]
+    parts = {"encoder_ms": time_calls(enc.run, inputs, warmup, runs),
+             "head_ms": time_calls(lambda w: (stream.head.reset(), stream.head.run(w)), window, warmup, runs)}
+    result["parts"] = {k: float(np.median(v)) for k, v in parts.items()}
+
+    probs = []
+    for clip in frames:
+        stream.reset()
+        for frame in clip:
+            last = stream.push(np.array(frame))
+        probs.append(last.probs.tolist())
+    result["probs"] = probs
+
+    if files.get("window"):
+        from runtimes.streaming import WindowStream
+
+        window_stream = WindowStream(runtimes.load(files["window"], "cpu", num_threads=threads))
+        times = _push_times(window_stream, video, T, warmup, runs * T)
+        result["window_frame_ms"] = float(np.median(times))
+        result["window_frame_p90_ms"] = float(np.percentile(times, 90))
+    return result

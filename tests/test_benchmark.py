@@ -1,0 +1,161 @@
+"""edge-rcnn benchmark: the command on a tiny model, its files, failing formats, the MAC counter.
+
+Timings are not asserted (they belong in benchmarks/, not in tests); what is checked is that
+every format's row is measured and written well-formed, that a failure becomes a row with its
+reason, and that MACs match numbers counted by hand.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from edge_rcnn.benchmark.formats import DEFAULT_FORMATS, FORMATS, parse_formats
+from edge_rcnn.benchmark.report import COLUMNS
+from edge_rcnn.errors import ConfigError
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+BENCH_FORMATS = ("keras", "tflite-int8", "onnx-fp32")
+
+
+@pytest.fixture(scope="module")
+def bench_dir(tiny_model_file, digits_dir, tmp_path_factory):
+    """One ``edge-rcnn benchmark`` run on the tiny model (exports included); its output folder and stdout."""
+    import contextlib
+    import io
+
+    from edge_rcnn.cli import main
+
+    out = tmp_path_factory.mktemp("bench")
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["benchmark", str(tiny_model_file), "--data", str(digits_dir), "--formats", ",".join(BENCH_FORMATS),
+                     "--runs", "2", "--warmup", "1", "--threads", "1", "-o", str(out)])
+    assert code == 0
+    return out, stdout.getvalue()
+
+
+def test_benchmark_command_writes_json_csv_png(bench_dir):
+    out, printed = bench_dir
+    doc = json.loads((out / "benchmark.json").read_text())
+    assert doc["schema_version"] == 1
+    assert doc["columns"] == list(COLUMNS)
+    assert doc["settings"]["threads"] == 1 and doc["settings"]["runs"] == 2
+    assert doc["machine"]["logical_cpus"] >= 1 and "versions" in doc["machine"]
+    assert [r["format"] for r in doc["rows"]] == list(BENCH_FORMATS)
+    for row in doc["rows"]:
+        assert row["status"] == "ok", row
+        assert 0 < row["p50_ms"] <= row["p90_ms"]
+        assert 0 <= row["accuracy"] <= 100 and 0 <= row["agreement"] <= 100
+        assert row["size_mb"] > 0 and row["rss_mb"] > 0 and row["cold_start_s"] > 0
+        assert row["extra"]["runs"] == 2
+    keras, tflite, onnx = doc["rows"]
+    assert keras["agreement"] == 100.0  # the reference agrees with itself
+    assert onnx["agreement"] == 100.0  # float32 ONNX picks the float model's class on every clip
+    assert not tflite["extra"]["tensorflow_imported"] and not onnx["extra"]["tensorflow_imported"]
+    assert keras["extra"]["tensorflow_imported"]
+    assert doc["macs"]["clip"] == doc["macs"]["frames"] + doc["macs"]["head"] > 0
+    assert (out / "models" / "tflite-int8" / "model_int8.tflite").is_file()
+
+    with open(out / "benchmark.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == list(COLUMNS)
+    assert [r[0] for r in rows[1:]] == list(BENCH_FORMATS)
+    assert all(r[COLUMNS.index("status")] == "ok" for r in rows[1:])
+    assert float(rows[2][COLUMNS.index("p50_ms")]) == pytest.approx(doc["rows"][1]["p50_ms"], abs=1e-4)
+
+    assert (out / "benchmark.png").read_bytes()[:8] == PNG_MAGIC
+    for name in BENCH_FORMATS:
+        assert name in printed
+
+
+def test_failing_format_is_a_row_with_its_reason(bench_dir, tiny_model_file, digits_dir, monkeypatch):
+    from edge_rcnn.benchmark import benchmark, prepare
+    from edge_rcnn.errors import ConversionError
+
+    out, _ = bench_dir
+
+    def broken_export(fmt, *args, **kwargs):
+        raise ConversionError(f"{fmt.name}: the converter broke on purpose")
+
+    monkeypatch.setattr(prepare, "_export", broken_export)
+    # tflite-int8 is reused from the first run (same model sha256), onnx-fp16 must be exported and fails.
+    report = benchmark(tiny_model_file, digits_dir, out, formats=["tflite-int8", "onnx-fp16"], runs=2, warmup=0,
+                       threads=1, progress=False)
+    ok, failed = report.rows
+    assert ok.ok and ok.agreement is not None  # agreement needs the Keras reference, run without a row
+    assert not failed.ok
+    assert failed.status == "ConversionError: onnx-fp16: the converter broke on purpose"
+    assert failed.p50_ms is None and failed.accuracy is None
+    doc = json.loads((out / "benchmark.json").read_text())
+    assert [r["status"] for r in doc["rows"]] == ["ok", failed.status]
+    assert "converter broke on purpose" in report.table()
+
+
+def test_worker_failure_is_a_row(tmp_path):
+    from edge_rcnn.benchmark.measure import make_row, run_worker
+
+    bad = tmp_path / "model_int8.tflite"
+    bad.write_bytes(b"not a flatbuffer at all")
+    frames = tmp_path / "frames.npy"
+    np.save(frames, np.zeros((1, 8, 32, 32, 3), np.uint8))
+    spec = {"measure": "clip", "files": {"model": str(bad)}, "frames": str(frames), "inputs": str(frames),
+            "threads": 1, "runs": 1, "warmup": 0}
+    result = run_worker(spec, tmp_path, "bad")
+    assert result["ok"] is False and result["error"].startswith("ModelFileError: ")
+    row = make_row(FORMATS["tflite-int8"], result, file=bad.name, size_bytes=bad.stat().st_size,
+                   labels=np.zeros(1, np.int64), reference=None)
+    assert not row.ok and "ModelFileError" in row.status and row.size_mb == pytest.approx(23e-6)
+
+
+def test_bad_arguments_fail_before_any_work(tiny_model_file, digits_dir, tmp_path):
+    from edge_rcnn.benchmark import benchmark
+
+    with pytest.raises(ConfigError, match="formats: unknown value 'tflite-int4'.*tflite-int8"):
+        parse_formats("keras,tflite-int4")
+    with pytest.raises(ConfigError, match="runs: expected an integer >= 1, got 0"):
+        benchmark(tiny_model_file, digits_dir, tmp_path / "b", runs=0)
+    assert not (tmp_path / "b").exists()
+    assert parse_formats(",".join(DEFAULT_FORMATS)) == tuple(FORMATS[n] for n in DEFAULT_FORMATS)
+
+
+def test_mac_counter_on_a_known_stack():
+    from edge_rcnn._keras import keras
+    from edge_rcnn.benchmark.macs import count_macs, split_clip_macs
+
+    k = keras()
+    frame_in = k.Input((8, 8, 3))
+    x = k.layers.Conv2D(4, 3, padding="same")(frame_in)  # 8*8 positions * 4 filters * 3*3*3 = 6912
+    x = k.layers.BatchNormalization()(x)  # folded into the conv by converters: 0
+    x = k.layers.DepthwiseConv2D(3, strides=2, padding="same")(x)  # 4*4 positions * 4 channels * 3*3 = 576
+    x = k.layers.GlobalAveragePooling2D()(x)
+    x = k.layers.Dense(5)(x)  # 4 * 5 = 20
+    frame = k.Model(frame_in, x)
+    assert count_macs(frame).total == 6912 + 576 + 20
+
+    clip_in = k.Input((6, 8, 8, 3))
+    y = k.layers.TimeDistributed(frame, name="frames_cnn")(clip_in)  # 6 frames * 7508 = 45048
+    y = k.layers.LSTM(7, return_sequences=True)(y)  # 6 steps * 4 gates * 7 units * (5 + 7) = 2016
+    y = k.layers.Dense(4)(y)  # on each of 6 steps: 6 * 7 * 4 = 168
+    y = k.layers.GRU(3)(y)  # 6 steps * 3 gates * 3 units * (4 + 3) = 378
+    y = k.layers.Dense(2)(y)  # 3 * 2 = 6
+    clip = k.Model(clip_in, y)
+    counted = count_macs(clip)
+    assert counted.total == 45048 + 2016 + 168 + 378 + 6
+    assert counted.by_type() == {"Conv2D": 6 * 6912, "DepthwiseConv2D": 6 * 576, "Dense": 6 * 20 + 168 + 6,
+                                 "LSTM": 2016, "GRU": 378}
+    assert split_clip_macs(clip) == {"frame": 7508, "frames": 45048, "head": 2016 + 168 + 378 + 6, "clip": 47616}
+
+
+def test_peak_int8_macs_uses_the_best_flag():
+    from edge_rcnn.benchmark.machine import MachineInfo, peak_int8_macs
+
+    vnni = MachineInfo("Test CPU", "x86_64", "Linux", 4, 4, 2000.0, ("avx2", "avx512_vnni"), "3.11")
+    est = peak_int8_macs(vnni)
+    assert est.macs_per_cycle_per_core == 64 and est.macs_per_s == pytest.approx(4 * 2.0e9 * 64)
+    assert "VNNI" in est.assumption
+    plain = MachineInfo("Old CPU", "x86_64", "Linux", 2, 2, None, ("sse4_2",), "3.11")
+    assert peak_int8_macs(plain).macs_per_s is None
