@@ -131,6 +131,8 @@ def peak_int8_macs(machine: MachineInfo, cores: int | None = None) -> PeakEstima
     ghz = machine.mhz / 1000 if machine.mhz else None
     for flag, per_cycle, why in INT8_MACS_PER_CYCLE:
         if flag in machine.flags:
-            peak = cores * ghz * 1e9 * per_cycle if ghz else None
-            return PeakEstimate(peak, cores, ghz, per_cycle, f"{why}; {cores} cores (logical CPUs) x {ghz or '?'} GHz")
+            if not ghz:
+                return PeakEstimate(None, cores, None, per_cycle, f"{why}; clock unknown")
+            return PeakEstimate(cores * ghz * 1e9 * per_cycle, cores, ghz, per_cycle,
+                                f"{why}; {cores} cores (logical CPUs) x {ghz:.2f} GHz")
     return PeakEstimate(None, cores, ghz, None, "no known int8 dot-product flag in /proc/cpuinfo")
