@@ -16,7 +16,8 @@ from typing import Any
 from converters.calibration import ClipSet, describe, load_clips, random_clips, split_calibration
 from converters.config import ConvertConfig, Format, Mode
 from converters.job import ExportedFile, ExportJob, get_converter
-from converters.verify import Comparison, compare_file, format_table, raise_failures, reference_probs
+from converters.parts import STREAM_PARTS, Part, check_streamable
+from converters.verify import Comparison, compare_file, compare_stream, format_table, raise_failures, reference_probs
 from edge_rcnn.errors import ConfigError, InputError, MetadataError
 
 REPORT_NAME = "report.json"
@@ -59,6 +60,8 @@ def quantize(model: str | os.PathLike, calib: str | os.PathLike, out_dir: str | 
     settings_ = _settings(config, settings)
     out = check_out_dir(out_dir)
     model_config = _read_config(model)
+    if settings_.streaming:
+        check_streamable(model_config)
     limit = settings_.samples + settings_.verify_samples if settings_.needs_calibration else settings_.verify_samples
     clips = load_clips(calib, model_config, split=settings_.split, limit=limit, seed=settings_.seed, progress=progress)
     calibration, held, overlap = (split_calibration(clips, settings_.samples, settings_.seed) if settings_.needs_calibration
@@ -79,6 +82,8 @@ def export(model: str | os.PathLike, out_dir: str | os.PathLike, config: Convert
         raise ConfigError(f"mode: {settings_.mode.value} needs calibration clips; use quantize with --calib DATA")
     out = check_out_dir(out_dir)
     model_config = _read_config(model)
+    if settings_.streaming:
+        check_streamable(model_config)
     if data is None:
         held = random_clips(model_config, min(RANDOM_VERIFY_CLIPS, settings_.verify_samples), settings_.seed)
     else:
@@ -133,13 +138,10 @@ def _run(model_path, out: Path, settings: ConvertConfig, calibration: ClipSet | 
 
     keras_model, model_config = load_model(model_path)
     job = ExportJob(keras_model, model_config, settings, out, file_sha256(model_path), calibration, progress)
-    files = [get_converter(fmt)(job) for fmt in _formats_to_run(settings)]
+    files = export_files(job)
+    write_manifest(out, files, model_config, job.source_sha256)
     reference = reference_probs(keras_model, model_config, held)
-    comparisons = tuple(
-        compare_file(f.path, reference, held, fmt=f.format.value, mode=f.mode.value, atol=settings.atol,
-                     max_drop=settings.max_drop, progress=progress, notes=f.notes)
-        for f in files if f.runnable
-    )
+    comparisons = tuple(verify_files(files, reference, held, settings, progress))
     doc = {
         "source": str(model_path), "source_sha256": job.source_sha256, "settings": settings.to_dict(),
         "model_config": model_config.to_dict(),
@@ -151,6 +153,53 @@ def _run(model_path, out: Path, settings: ConvertConfig, calibration: ClipSet | 
     report = ExportReport(out, write_json_atomic(out / REPORT_NAME, doc), tuple(files), comparisons, doc)
     raise_failures(list(comparisons), report)
     return report
+
+
+def export_files(job: ExportJob) -> list[ExportedFile]:
+    """Every file of ``job.settings``: each format's clip model, then its streaming parts if asked."""
+    files = []
+    for fmt in _formats_to_run(job.settings):
+        convert = get_converter(fmt)
+        parts = (Part.CLIP,)
+        if job.settings.streaming:
+            parts = (Part.CLIP, Part.STREAM_ENCODER) if fmt is Format.EDGETPU else (Part.CLIP, *STREAM_PARTS)
+        files += [convert(job.for_part(part)) for part in parts]
+    return files
+
+
+def verify_files(files: list[ExportedFile], reference, held: ClipSet, settings: ConvertConfig, progress: bool):
+    """A ``Comparison`` per runnable clip model and per streaming pair (pushed frame by frame)."""
+    common = dict(mode=settings.mode.value, atol=settings.atol, max_drop=settings.max_drop, progress=progress)
+    for f in files:
+        if not f.runnable or f.part is Part.STREAM_HEAD:
+            continue
+        if f.part is Part.CLIP:
+            yield compare_file(f.path, reference, held, fmt=f.format.value, notes=f.notes, **common)
+            continue
+        head = next(h for h in files if h.part is Part.STREAM_HEAD and h.format is f.format)
+        yield compare_stream(f.path, head.path, reference, held, fmt=f.format.value, notes=f.notes + head.notes, **common)
+
+
+def write_manifest(out: Path, files: list[ExportedFile], config, sha256: str) -> Path:
+    """``OUT/manifest.json`` (schema: ``runtimes.modeldir``): these files plus earlier ones still there."""
+    import json
+
+    from edge_rcnn._util import write_json_atomic
+    from runtimes.modeldir import MANIFEST_NAME, MANIFEST_VERSION
+
+    rows = {}
+    try:
+        old = json.loads((out / MANIFEST_NAME).read_text())
+        if old.get("format_version") == MANIFEST_VERSION:
+            rows = {r["file"]: r for r in old["files"] if isinstance(r, dict) and (out / str(r.get("file"))).is_file()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # no manifest yet, or not ours: write a fresh one
+    for f in files:
+        if f.path is not None:
+            kind = config.mode.value if f.part is Part.CLIP else f.part.value
+            rows[f.path.name] = {"file": f.path.name, "format": f.format.value, "mode": f.mode.value, "kind": kind,
+                                 "source_sha256": sha256}
+    return write_json_atomic(out / MANIFEST_NAME, {"format_version": MANIFEST_VERSION, "files": list(rows.values())})
 
 
 def _formats_to_run(settings: ConvertConfig) -> list[Format]:
@@ -166,9 +215,9 @@ def _formats_to_run(settings: ConvertConfig) -> list[Format]:
 
 def _file_entry(exported: ExportedFile, comparisons: tuple[Comparison, ...]) -> dict[str, Any]:
     name = exported.path.name if exported.path else None
-    match = next((c for c in comparisons if c.file == name), None)
+    match = next((c for c in comparisons if name in c.file.split(" + ")), None)
     return {
-        "file": name, "format": exported.format.value, "mode": exported.mode.value,
+        "file": name, "format": exported.format.value, "mode": exported.mode.value, "part": exported.part.value,
         "size_bytes": exported.path.stat().st_size if exported.path else None,
         "verified": match is not None, "passed": match.passed if match else None,
         "comparison": match.to_dict() if match else None, "notes": list(exported.notes), **exported.details,

@@ -68,6 +68,30 @@ class ClipReader:
         return iter(self.get_next, None)
 
 
+class ArrayReader:
+    """``get_next()`` -> ``{input_name: x[i:i+1]}`` over float32 samples already in model space."""
+
+    def __init__(self, samples: np.ndarray, input_name: str):
+        self.samples, self.input_name = np.asarray(samples, dtype=np.float32), input_name
+        self._next = 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._next >= len(self.samples):
+            return None
+        self._next += 1
+        return {self.input_name: self.samples[self._next - 1 : self._next]}
+
+    def rewind(self) -> None:
+        self._next = 0
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        self.rewind()
+        return iter(self.get_next, None)
+
+
 def normalize_clips(clips_uint8: np.ndarray, config: ModelConfig) -> np.ndarray:
     """uint8 pixels -> the float32 model input, by the data module's one definition."""
     from edge_rcnn.data import normalize
@@ -78,7 +102,7 @@ def normalize_clips(clips_uint8: np.ndarray, config: ModelConfig) -> np.ndarray:
 class ProgressReader:
     """A reader that moves a progress bar as it is consumed (same protocol, closes the bar at the end)."""
 
-    def __init__(self, reader: ClipReader, desc: str):
+    def __init__(self, reader: ClipReader | ArrayReader, desc: str):
         from edge_rcnn._util import progress
 
         self.reader, self.input_name = reader, reader.input_name
@@ -96,7 +120,7 @@ class ProgressReader:
         return feed
 
 
-def representative_dataset(reader: ClipReader, desc: str = "calibrating"):
+def representative_dataset(reader: ClipReader | ArrayReader, desc: str = "calibrating"):
     """A TFLite ``representative_dataset`` (a generator function) over ``reader``, with a bar."""
 
     def generate() -> Iterator[list[np.ndarray]]:

@@ -91,6 +91,7 @@ class ConvertConfig:
     dynamic_batch: bool = False
     split: str = "val"
     seed: int = 0
+    streaming: bool = False  # also the frame encoder + temporal head (TFLite/ONNX; Edge TPU: the encoder)
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -115,6 +116,8 @@ class ConvertConfig:
         if isinstance(self.max_drop, bool) or not isinstance(self.max_drop, (int, float)) or not 0 <= self.max_drop <= 100:
             raise ConfigError(f"max_drop: expected percentage points in 0..100, got {self.max_drop!r}")
         set_("max_drop", float(self.max_drop))
+        if not isinstance(self.streaming, bool) or not isinstance(self.dynamic_batch, bool):
+            raise ConfigError(f"streaming/dynamic_batch: expected True or False, got {self.streaming!r}/{self.dynamic_batch!r}")
         if not isinstance(self.split, str) or not self.split:
             raise ConfigError(f"split: expected a split name such as 'val', got {self.split!r}")
 
@@ -138,12 +141,14 @@ class ConvertConfig:
             "formats": [f.value for f in self.formats], "mode": self.mode.value,
             "io": self.io_type.value if self.mode is Mode.INT8 else "float", "samples": self.samples,
             "verify_samples": self.verify_samples, "max_drop": self.max_drop,
-            "dynamic_batch": self.dynamic_batch, "split": self.split, "seed": self.seed,
+            "dynamic_batch": self.dynamic_batch, "split": self.split, "seed": self.seed, "streaming": self.streaming,
         }
 
 
-def file_name(fmt: Format, mode: Mode) -> str:
-    """``model_<mode>.tflite`` / ``model_<mode>.onnx`` / ``model_int8_edgetpu.tflite``."""
+def file_name(fmt: Format, mode: Mode, part: str = "clip") -> str:
+    """``model_<mode>.tflite`` / ``.onnx`` / ``model_int8_edgetpu.tflite``; streaming parts are
+    ``stream_encoder_<mode>.<ext>`` and ``stream_head_<mode>.<ext>``."""
+    stem = "model" if part == "clip" else part
     if fmt is Format.EDGETPU:
-        return f"model_{mode.value}_edgetpu.tflite"
-    return f"model_{mode.value}.{fmt.value}"
+        return f"{stem}_{mode.value}_edgetpu.tflite"
+    return f"{stem}_{mode.value}.{fmt.value}"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from converters.config import Format, IoType, Mode
 from converters.job import ExportedFile, ExportJob
+from converters.parts import Part
 from edge_rcnn.errors import ConversionError
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def check_constraints(job: ExportJob, tflite_path: Path) -> list[str]:
     ops = {op["op_name"] for op in interpreter._get_ops_details()}
     for op in sorted(ops & {"BIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_RNN"}):
         problems.append(f"{op} is not supported (Edge TPU runs unidirectional LSTM only)")
-    features = rnn_input_features(job.model)
+    features = rnn_input_features(job.model) if job.part is Part.CLIP else None
     if features is not None and features > LARGE_RNN_FEATURES:
         warnings.warn(
             f"{tflite_path.name}: the RNN reads {features} features per step (> ~{LARGE_RNN_FEATURES}); its weights "
@@ -108,7 +109,7 @@ def convert(job: ExportJob) -> ExportedFile:
         message = unavailable_message(source, job.out_dir)
         log.warning("%s", message)
         command = shlex.join(compile_command(source, job.out_dir))
-        return ExportedFile(None, Format.EDGETPU, Mode.INT8, notes=(message,), runnable=False,
+        return ExportedFile(None, Format.EDGETPU, Mode.INT8, notes=(message,), runnable=False, part=job.part,
                             details={"status": "skipped", "command": command,
                                      "summary": f"skipped: {COMPILER} not on PATH; on x86-64 Linux run: {command}"})
     with tempfile.TemporaryDirectory(prefix=".edgetpu_", dir=job.out_dir) as tmp:
@@ -131,7 +132,7 @@ def convert(job: ExportJob) -> ExportedFile:
 
         write_bytes_atomic(target, embed_tflite_metadata(content, read_metadata(source)))
     write_bytes_atomic(target.with_suffix(".log"), compiler_log.encode("utf-8"))
-    return ExportedFile(path, Format.EDGETPU, Mode.INT8, runnable=False,
+    return ExportedFile(path, Format.EDGETPU, Mode.INT8, runnable=False, part=job.part,
                         notes=("needs an Edge TPU to run; verify on the device with edge-rcnn verify",),
                         details={"status": "compiled", "command": shlex.join(compile_command(source, job.out_dir)),
                                  "log": target.with_suffix(".log").name})

@@ -7,12 +7,14 @@ graph structure); verification against the float model happens afterwards, in ``
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from converters.calibration import ClipSet
 from converters.config import ConvertConfig, Format, Mode, file_name
+from converters.parts import Part
 from edge_rcnn.config import ModelConfig
 
 
@@ -27,9 +29,13 @@ class ExportJob:
     source_sha256: str
     calibration: ClipSet | None = None  # real clips; required for int8
     progress: bool = True
+    part: Part = Part.CLIP  # the whole model, or a streaming part
 
     def path_for(self, fmt: Format) -> Path:
-        return self.out_dir / file_name(fmt, self.settings.mode)
+        return self.out_dir / file_name(fmt, self.settings.mode, self.part.value)
+
+    def for_part(self, part: Part) -> "ExportJob":
+        return dataclasses.replace(self, part=part)
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,7 @@ class ExportedFile:
     notes: tuple[str, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
     runnable: bool = True  # False: needs hardware this machine lacks (an Edge TPU)
+    part: Part = Part.CLIP
 
 
 Converter = Callable[[ExportJob], ExportedFile]

@@ -10,6 +10,7 @@ fp16 keeps float32 IO. This module is named ``onnx_export`` so it does not shado
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from pathlib import Path
@@ -29,7 +30,8 @@ INSTALL_HINT = "pip install 'edge-rcnn[train]' (tf2onnx, onnx, onnxruntime)"
 
 def convert(job: ExportJob) -> ExportedFile:
     """Write ``model_<mode>.onnx`` for ``job``; ConversionError if the graph breaks a promise."""
-    from converters.metadata import build_metadata, embed_onnx_metadata
+    from converters import parts
+    from converters.metadata import embed_onnx_metadata
     from edge_rcnn._util import write_bytes_atomic
 
     onnx = _import("onnx")
@@ -38,9 +40,7 @@ def convert(job: ExportJob) -> ExportedFile:
     if problems:
         raise ConversionError(f"{job.path_for(Format.ONNX).name}: {'; '.join(problems)}")
     inp, out = io_entries(proto)
-    meta = build_metadata(job.config, mode=job.settings.mode.value, input=inp, output=out,
-                          source_sha256=job.source_sha256)
-    embed_onnx_metadata(proto, meta)
+    embed_onnx_metadata(proto, parts.metadata(job, Format.ONNX, mode=job.settings.mode.value, input=inp, output=out))
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:  # onnx.checker.ValidationError / InferenceError
@@ -50,26 +50,30 @@ def convert(job: ExportJob) -> ExportedFile:
     notes = ()
     if job.settings.mode in (Mode.INT8, Mode.DYNAMIC) and float_nodes:
         notes = (f"float nodes (not quantized by ONNX Runtime): {', '.join(float_nodes)}",)
-    return ExportedFile(path, Format.ONNX, job.settings.mode, notes=notes,
+    return ExportedFile(path, Format.ONNX, job.settings.mode, notes=notes, part=job.part,
                         details={"opset": OPSET, "ops": op_counts(proto), "float_nodes": float_nodes})
 
 
 def export_float(job: ExportJob):
     """The float32 ``onnx.ModelProto`` from tf2onnx (input named like the Keras input, e.g. ``frames``)."""
+    from converters.parts import build_graph, sample_shape
     from edge_rcnn._keras import tf
-    from edge_rcnn.model import rebuild
 
     tf = tf()
     tf2onnx = _import("tf2onnx")
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     batch = None if job.settings.dynamic_batch else 1
-    model = rebuild(job.model, job.config, batch_size=batch, unroll=False)
+    model = build_graph(job, batch_size=batch, unroll=False)  # clip model: native LSTM/GRU nodes
     name = model.input_names[0]
-    spec = (tf.TensorSpec((batch, *job.config.input_shape), tf.float32, name=name),)
+    spec = (tf.TensorSpec((batch, *sample_shape(job)), tf.float32, name=name),)
     try:
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET)
     except Exception as exc:
         raise ConversionError(f"tf2onnx (opset {OPSET}) failed: {_first_line(exc)}") from None
+    for value in (*proto.graph.input, *proto.graph.output):  # tf2onnx names a free batch axis "unk__N"
+        dim = value.type.tensor_type.shape.dim[0]
+        if not dim.HasField("dim_value"):
+            dim.dim_param = "batch"
     return proto
 
 
@@ -92,33 +96,32 @@ def _dynamic(proto, job: ExportJob):
     with tempfile.TemporaryDirectory(prefix="edge_rcnn_onnx_") as tmp:
         src, pre, dst = (Path(tmp) / f"{n}.onnx" for n in ("float", "pre", "dynamic"))
         onnx.save(proto, str(src))
-        _quiet_ort()
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        # int8 weights, activations quantized per call; LSTM becomes ORT's DynamicQuantizeLSTM (ORT only).
-        quantize_dynamic(str(pre), str(dst), weight_type=QuantType.QInt8, per_channel=False)
+        with _quiet_ort():
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+            # int8 weights, activations quantized per call; LSTM becomes ORT's DynamicQuantizeLSTM (ORT only).
+            quantize_dynamic(str(pre), str(dst), weight_type=QuantType.QInt8, per_channel=False)
         return onnx.load(str(dst))
 
 
 def _int8(proto, job: ExportJob):
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
 
-    from converters.calibration import ClipReader, ProgressReader
+    from converters.calibration import ProgressReader
+    from converters.parts import calibration_reader
 
-    if job.calibration is None:
-        raise ConversionError("int8: needs calibration clips (use quantize with --calib DATA)")
     onnx = _import("onnx")
-    reader = ProgressReader(ClipReader(job.calibration, job.config, proto.graph.input[0].name), "calibrating onnx")
+    reader = ProgressReader(calibration_reader(job, proto.graph.input[0].name), f"calibrating {job.path_for(Format.ONNX).name}")
     with tempfile.TemporaryDirectory(prefix="edge_rcnn_onnx_") as tmp:
         src, pre, dst = (Path(tmp) / f"{n}.onnx" for n in ("float", "pre", "int8"))
         onnx.save(proto, str(src))
-        _quiet_ort()
-        # Shape inference and graph fusions first, as ORT recommends; shapes are static, no sympy needed.
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        quantize_static(
-            str(pre), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
-        )
+        with _quiet_ort():
+            # Shape inference and graph fusions first, as ORT recommends; shapes are static, no sympy needed.
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+            quantize_static(
+                str(pre), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+            )
         return onnx.load(str(dst))
 
 
@@ -180,9 +183,24 @@ def io_entries(proto) -> tuple[dict[str, Any], dict[str, Any]]:
     return entry(proto.graph.input[0]), entry(proto.graph.output[0])
 
 
-def _quiet_ort() -> None:
+class _DropOrtAdvice(logging.Filter):
+    """ORT's quantizer logs advice through the root logger ("consider pre-processing", "bias of
+    Gemm node is not constant"); drop it below ERROR so a user sees only what needs action."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or "onnxruntime" not in record.pathname
+
+
+@contextlib.contextmanager
+def _quiet_ort():
     for name in ("onnxruntime", "onnxruntime.quantization"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    drop = _DropOrtAdvice()
+    logging.root.addFilter(drop)
+    try:
+        yield
+    finally:
+        logging.root.removeFilter(drop)
 
 
 def _import(name: str):

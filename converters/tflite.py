@@ -38,20 +38,20 @@ INT8_QUANTIZERS = ("legacy", "mlir")
 
 def convert(job: ExportJob) -> ExportedFile:
     """Write ``model_<mode>.tflite`` for ``job``; ConversionError if it breaks a promise."""
-    from converters.metadata import build_metadata, embed_tflite_metadata
+    from converters import parts
+    from converters.metadata import embed_tflite_metadata
     from edge_rcnn._util import write_bytes_atomic
 
     name = job.path_for(Format.TFLITE).name
     content, quantizer = convert_checked(job)
     inp, out = io_entries(content)
-    meta = build_metadata(job.config, mode=job.settings.mode.value, input=inp, output=out,
-                          source_sha256=job.source_sha256)
+    meta = parts.metadata(job, Format.TFLITE, mode=job.settings.mode.value, input=inp, output=out)
     path = write_bytes_atomic(job.path_for(Format.TFLITE), embed_tflite_metadata(content, meta))
     details = {"ops": op_counts(content)}
     if quantizer:
         details["quantizer"] = quantizer
     log.debug("%s: %s", name, details)
-    return ExportedFile(path, Format.TFLITE, job.settings.mode, details=details)
+    return ExportedFile(path, Format.TFLITE, job.settings.mode, details=details, part=job.part)
 
 
 def convert_checked(job: ExportJob) -> tuple[bytes, str | None]:
@@ -75,11 +75,11 @@ def convert_checked(job: ExportJob) -> tuple[bytes, str | None]:
 
 def convert_bytes(job: ExportJob, quantizer: str | None = None) -> bytes:
     """The converted flatbuffer (no metadata yet); ``quantizer`` picks legacy or MLIR for int8."""
+    from converters.parts import build_graph
     from edge_rcnn._keras import tf
-    from edge_rcnn.model import rebuild
 
     tf = tf()
-    static = rebuild(job.model, job.config, batch_size=1)
+    static = build_graph(job, batch_size=1)
     converter = tf.lite.TFLiteConverter.from_keras_model(static)
     _SETUP[job.settings.mode](converter, job, tf)
     if quantizer is not None:
@@ -109,13 +109,12 @@ def _setup_dynamic(converter, job: ExportJob, tf) -> None:
 
 
 def _setup_int8(converter, job: ExportJob, tf) -> None:
-    from converters.calibration import ClipReader, representative_dataset
+    from converters.calibration import representative_dataset
+    from converters.parts import calibration_reader
 
-    if job.calibration is None:
-        raise ConversionError("int8: needs calibration clips (use quantize with --calib DATA)")
-    reader = ClipReader(job.calibration, job.config, input_name=job.model.inputs[0].name.split(":")[0])
+    reader = calibration_reader(job, "input")  # TFLite feeds by position; the name is only a key
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative_dataset(reader, desc="calibrating tflite")
+    converter.representative_dataset = representative_dataset(reader, desc=f"calibrating {job.path_for(Format.TFLITE).name}")
     # Builtin int8 kernels only: an op that cannot be quantized fails here instead of falling back to float.
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     io = job.settings.io_type

@@ -85,12 +85,46 @@ def predict_file(path: str | Path, clips: ClipSet, *, device: str = "cpu", progr
     return np.stack(probs)
 
 
+def predict_stream(encoder: str | Path, head: str | Path, clips: ClipSet, *, device: str = "cpu",
+                   progress: bool = True) -> np.ndarray:
+    """Probabilities of a streaming pair: each clip pushed frame by frame (``runtimes.open_stream``),
+    the prediction after its last frame; the stream is reset between clips."""
+    import runtimes
+    from edge_rcnn._util import progress as bar
+
+    stream = runtimes.open_stream(encoder, head, device)
+    probs = []
+    items = bar(clips.clips, total=len(clips), desc=f"verifying {Path(encoder).name}", unit="clip") if progress else clips.clips
+    for clip in items:
+        stream.reset()
+        for frame in clip:
+            result = stream.push(frame)
+        probs.append(np.asarray(result.probs, dtype=np.float32))
+    return np.stack(probs)
+
+
 def compare_file(path: str | Path, reference: np.ndarray, clips: ClipSet, *, fmt: str, mode: str,
                  atol: float | None, max_drop: float, device: str = "cpu", progress: bool = True,
                  notes: tuple[str, ...] = ()) -> Comparison:
     """Run ``path`` on ``clips`` and compare with ``reference`` (the float model's probabilities)."""
     path = Path(path)
     exported = predict_file(path, clips, device=device, progress=progress)
+    return compare_probs(path.name, path.stat().st_size, exported, reference, clips, fmt=fmt, mode=mode, atol=atol,
+                         max_drop=max_drop, notes=notes)
+
+
+def compare_stream(encoder: Path, head: Path, reference: np.ndarray, clips: ClipSet, *, fmt: str, mode: str,
+                   atol: float | None, max_drop: float, device: str = "cpu", progress: bool = True,
+                   notes: tuple[str, ...] = ()) -> Comparison:
+    """The streaming pair pushed frame by frame against the float clip model on the same clips."""
+    exported = predict_stream(encoder, head, clips, device=device, progress=progress)
+    return compare_probs(f"{encoder.name} + {head.name}", encoder.stat().st_size + head.stat().st_size, exported,
+                         reference, clips, fmt=fmt, mode=mode, atol=atol, max_drop=max_drop, notes=notes)
+
+
+def compare_probs(name: str, size_bytes: int, exported: np.ndarray, reference: np.ndarray, clips: ClipSet, *,
+                  fmt: str, mode: str, atol: float | None, max_drop: float, notes: tuple[str, ...] = ()) -> Comparison:
+    """Every check of ``exported`` against ``reference`` probabilities, as one ``Comparison``."""
     problems, error = [], None
     try:
         validate_model_outputs(reference, exported, atol)
@@ -109,7 +143,7 @@ def compare_file(path: str | Path, reference: np.ndarray, clips: ClipSet, *, fmt
             problems.append(f"top-1 accuracy dropped {drop:.1f} points ({ref_acc:.1f}% -> {acc:.1f}%), more than --max-drop {max_drop:g}")
             error = error or AccuracyDropError.__name__
     return Comparison(
-        file=path.name, format=fmt, mode=mode, size_bytes=path.stat().st_size, clips=len(clips),
+        file=name, format=fmt, mode=mode, size_bytes=size_bytes, clips=len(clips),
         reference_accuracy=ref_acc, accuracy=acc, accuracy_drop=drop, agreement=agreement,
         max_abs_diff=max_abs, atol=atol, max_drop=max_drop, problems=tuple(problems), error=error, notes=notes,
     )
@@ -141,7 +175,8 @@ def format_table(comparisons: list[Comparison], skipped: list[tuple[str, str]] =
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines += [f"{name}: not verified ({why})" for name, why in skipped]
     if comparisons:
-        lines.append(f"{comparisons[0].clips} clips, one predict() per clip through runtimes.load")
+        lines.append(f"{comparisons[0].clips} clips through runtimes: clip models one predict() per clip, "
+                     "streaming pairs (a + b) pushed frame by frame")
     return "\n".join(lines)
 
 

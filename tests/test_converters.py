@@ -570,3 +570,66 @@ def test_int8_falls_back_to_the_next_quantizer_and_fails_loudly(monkeypatch, int
     monkeypatch.setattr(tflite, "convert_bytes", lambda job, q: float_bytes)
     with pytest.raises(ConversionError, match=r"model_int8.tflite: legacy quantizer: .*float32.* \| mlir quantizer: "):
         tflite.convert_checked(job)
+
+
+# --------------------------------------------------------------------------- streaming parts
+
+
+@pytest.fixture(scope="module")
+def stream_run(tmp_path_factory, tiny_model_file, digits_dir):
+    from converters import quantize
+
+    out = tmp_path_factory.mktemp("stream_int8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return quantize(tiny_model_file, digits_dir, out, formats="tflite,onnx", streaming=True, progress=False, **FAST)
+
+
+def test_streaming_parts_are_int8_and_match_the_clip_model_frame_by_frame(stream_run, tiny_model_file):
+    from edge_rcnn.model import file_sha256
+    from runtimes.metadata import read_metadata
+    from runtimes.modeldir import find_stream_parts
+
+    out = stream_run.out_dir
+    names = {f"{stem}_int8.{ext}" for stem in ("model", "stream_encoder", "stream_head") for ext in ("tflite", "onnx")}
+    assert set(stream_run.paths) == names
+    pairs = [c for c in stream_run.comparisons if " + " in c.file]
+    assert [c.format for c in pairs] == ["tflite", "onnx"] and all(c.passed and c.agreement >= 75 for c in pairs)
+    assert_full_int8(out / "stream_encoder_int8.tflite")
+    assert_full_int8(out / "stream_head_int8.tflite")
+    for ext in ("tflite", "onnx"):
+        enc, head = read_metadata(out / f"stream_encoder_int8.{ext}"), read_metadata(out / f"stream_head_int8.{ext}")
+        assert (enc["kind"], head["kind"]) == ("stream_encoder", "stream_head")
+        assert enc["stream"] == {**head["stream"], "role": "encoder"} and head["stream"]["role"] == "head"
+        assert head["stream"]["feature_dim"] == 8 and head["stream"]["frames"] == TINY_FRAMES  # tiny: 2 * width
+        assert enc["input"]["shape"] == [1, 32, 32, 3] and head["input"]["shape"] == [1, TINY_FRAMES, 8]
+        assert enc["source_sha256"] == head["source_sha256"] == file_sha256(tiny_model_file)
+        assert find_stream_parts(out / f"model_int8.{ext}") == (out / f"stream_encoder_int8.{ext}", out / f"stream_head_int8.{ext}")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {r["file"]: r["kind"] for r in manifest["files"]} == {
+        n: ("clip" if n.startswith("model") else n.rsplit("_", 1)[0]) for n in names}
+
+
+def test_streaming_needs_a_clip_model(tmp_path):
+    from edge_rcnn.model import build_model, save_model
+
+    config = tiny_model_config(mode="image")
+    path = save_model(build_model(config), config, tmp_path / "image.keras")
+    assert_one_line_exit_2(("export", path, "--streaming", "-o", tmp_path / "out"), "streaming", "clip-mode")
+
+
+def test_edgetpu_compiles_the_stream_encoder(stream_run, tmp_path, monkeypatch):
+    from converters import edgetpu
+    from converters.config import ConvertConfig
+    from converters.job import ExportJob
+    from converters.parts import Part
+    from edge_rcnn.model import load_model
+
+    (tmp_path / "edgetpu_compiler").write_text(FAKE_COMPILER)
+    (tmp_path / "edgetpu_compiler").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    model, config = load_model(Path(stream_run.document["source"]))
+    settings = ConvertConfig(formats=("tflite", "edgetpu"), io="int8", streaming=True)
+    job = ExportJob(model, config, settings, stream_run.out_dir, "0" * 64, part=Part.STREAM_ENCODER)
+    exported = edgetpu.convert(job)
+    assert exported.path.name == "stream_encoder_int8_edgetpu.tflite" and exported.part is Part.STREAM_ENCODER

@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--verify-samples", type=int, default=200, help="other clips of the split to verify on (default 200)")
     q.add_argument("--split", default="val", help="split of DATA to use: val (default), train or all")
     q.add_argument("--edgetpu", action="store_true", help="also compile for the Edge TPU (same as adding format edgetpu)")
+    q.add_argument("--streaming", action="store_true",
+                   help="also export the frame encoder + temporal head (stream_encoder_/stream_head_<mode> files)")
     _common(q, dynamic_batch=True)
     q.set_defaults(func=cmd_quantize)
 
@@ -35,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--data", default=None, help="data folder to verify on (default: synthetic clips, outputs only)")
     e.add_argument("--verify-samples", type=int, default=200, help="clips of the split to verify on (default 200)")
     e.add_argument("--split", default="val", help="split of --data: val (default), train or all")
+    e.add_argument("--streaming", action="store_true", help="also export the frame encoder + temporal head")
     _common(e, dynamic_batch=True)
     e.set_defaults(func=cmd_export)
 
@@ -85,7 +88,7 @@ def cmd_quantize(args) -> int:
     return _print_report(lambda: quantize(
         args.model, args.calib, args.out, formats=formats, mode=args.mode, io=args.io, samples=args.samples,
         verify_samples=args.verify_samples, max_drop=args.max_drop, dynamic_batch=args.dynamic_batch,
-        split=args.split, seed=args.seed,
+        split=args.split, seed=args.seed, streaming=args.streaming,
     ))
 
 
@@ -95,7 +98,7 @@ def cmd_export(args) -> int:
     return _print_report(lambda: export(
         args.model, args.out, data=args.data, formats=args.format, mode=args.mode,
         verify_samples=args.verify_samples, max_drop=args.max_drop, dynamic_batch=args.dynamic_batch,
-        split=args.split, seed=args.seed,
+        split=args.split, seed=args.seed, streaming=args.streaming,
     ))
 
 
