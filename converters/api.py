@@ -16,6 +16,7 @@ from typing import Any
 from converters.calibration import ClipSet, describe, load_clips, random_clips, split_calibration
 from converters.config import ConvertConfig, Format, Mode
 from converters.job import ExportedFile, ExportJob, get_converter
+from converters.manifest import write_manifest
 from converters.parts import STREAM_PARTS, Part, check_streamable
 from converters.verify import Comparison, compare_file, compare_stream, format_table, raise_failures, reference_probs
 from edge_rcnn.errors import ConfigError, InputError, MetadataError
@@ -178,28 +179,6 @@ def verify_files(files: list[ExportedFile], reference, held: ClipSet, settings: 
             continue
         head = next(h for h in files if h.part is Part.STREAM_HEAD and h.format is f.format)
         yield compare_stream(f.path, head.path, reference, held, fmt=f.format.value, notes=f.notes + head.notes, **common)
-
-
-def write_manifest(out: Path, files: list[ExportedFile], config, sha256: str) -> Path:
-    """``OUT/manifest.json`` (schema: ``runtimes.modeldir``): these files plus earlier ones still there."""
-    import json
-
-    from edge_rcnn._util import write_json_atomic
-    from runtimes.modeldir import MANIFEST_NAME, MANIFEST_VERSION
-
-    rows = {}
-    try:
-        old = json.loads((out / MANIFEST_NAME).read_text())
-        if old.get("format_version") == MANIFEST_VERSION:
-            rows = {r["file"]: r for r in old["files"] if isinstance(r, dict) and (out / str(r.get("file"))).is_file()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass  # no manifest yet, or not ours: write a fresh one
-    for f in files:
-        if f.path is not None:
-            kind = config.mode.value if f.part is Part.CLIP else f.part.value
-            rows[f.path.name] = {"file": f.path.name, "format": f.format.value, "mode": f.mode.value, "kind": kind,
-                                 "source_sha256": sha256}
-    return write_json_atomic(out / MANIFEST_NAME, {"format_version": MANIFEST_VERSION, "files": list(rows.values())})
 
 
 def _formats_to_run(settings: ConvertConfig) -> list[Format]:

@@ -102,11 +102,11 @@ def normalize_clips(clips_uint8: np.ndarray, config: ModelConfig) -> np.ndarray:
 class ProgressReader:
     """A reader that moves a progress bar as it is consumed (same protocol, closes the bar at the end)."""
 
-    def __init__(self, reader: ClipReader | ArrayReader, desc: str):
-        from edge_rcnn._util import progress
+    def __init__(self, reader: ClipReader | ArrayReader, desc: str, enabled: bool = True):
+        from edge_rcnn._util import _NoBar, progress
 
         self.reader, self.input_name = reader, reader.input_name
-        self._bar = progress(total=len(reader), desc=desc, unit="clip")
+        self._bar = progress(total=len(reader), desc=desc, unit="sample") if enabled else _NoBar()
 
     def __len__(self) -> int:
         return len(self.reader)
@@ -120,12 +120,12 @@ class ProgressReader:
         return feed
 
 
-def representative_dataset(reader: ClipReader | ArrayReader, desc: str = "calibrating"):
+def representative_dataset(reader: ClipReader | ArrayReader, desc: str = "calibrating", progress: bool = True):
     """A TFLite ``representative_dataset`` (a generator function) over ``reader``, with a bar."""
 
     def generate() -> Iterator[list[np.ndarray]]:
         reader.rewind()
-        with_bar = ProgressReader(reader, desc)
+        with_bar = ProgressReader(reader, desc, progress)
         for feed in iter(with_bar.get_next, None):
             yield [feed[reader.input_name]]
 

@@ -110,7 +110,8 @@ def _int8(proto, job: ExportJob):
     from converters.parts import calibration_reader
 
     onnx = _import("onnx")
-    reader = ProgressReader(calibration_reader(job, proto.graph.input[0].name), f"calibrating {job.path_for(Format.ONNX).name}")
+    reader = ProgressReader(calibration_reader(job, proto.graph.input[0].name), f"calibrating {job.path_for(Format.ONNX).name}",
+                            job.progress)
     with tempfile.TemporaryDirectory(prefix="edge_rcnn_onnx_") as tmp:
         src, pre, dst = (Path(tmp) / f"{n}.onnx" for n in ("float", "pre", "int8"))
         onnx.save(proto, str(src))

@@ -114,7 +114,7 @@ def _setup_int8(converter, job: ExportJob, tf) -> None:
 
     reader = calibration_reader(job, "input")  # TFLite feeds by position; the name is only a key
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative_dataset(reader, desc=f"calibrating {job.path_for(Format.TFLITE).name}")
+    converter.representative_dataset = representative_dataset(reader, f"calibrating {job.path_for(Format.TFLITE).name}", job.progress)
     # Builtin int8 kernels only: an op that cannot be quantized fails here instead of falling back to float.
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     io = job.settings.io_type
