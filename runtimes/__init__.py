@@ -7,6 +7,12 @@ TensorFlow, Keras, ``edge_rcnn`` or ``converters``::
     p = load("model_int8.tflite", device="auto")   # cpu | edgetpu[:usb|:pci|:N] | cuda[:N] | tensorrt[:N] | auto
     r = p.predict(frames)                           # T uint8 HxWx3 frames (any size), or a video path
     r.label, r.score, r.topk, r.probs
+
+    p = load("OUT/")                                # an export folder: the clip model for this device
+    s = p.stream(every=1, smoothing=0.0)            # one CNN pass per frame with the streaming parts
+    for frame in camera:
+        r = s.push(frame)                           # a Prediction once T frames are in, else None
+    for r in p.run("rtsp://..."): ...               # the camera loop: per-frame results and events
 """
 
 from __future__ import annotations
@@ -40,8 +46,11 @@ from runtimes.errors import (
     RuntimeUnavailableError,
     SourceError,
 )
+from runtimes.events import Event, EventDetector, EventKind
+from runtimes.modeldir import ModelEntry, list_models
 from runtimes.predictor import Predictor
 from runtimes.spec import ModelKind, ModelSpec, resolve_spec
+from runtimes.streaming import FeatureStream, Stream, WindowStream, open_stream
 
 
 def load_runtime(path: str | Path, device: str | Device = "auto", *, num_threads: int | None = None,
@@ -70,25 +79,38 @@ def load(path: str | Path, device: str | Device = "auto", *, num_threads: int | 
          labels: Sequence[str] | None = None, normalization: str | None = None, mean=None, std=None,
          frames: int | None = None, input_size: Sequence[int] | None = None, color_order: str | None = None,
          runtime: str | None = None, **options) -> Predictor:
-    """A ``Predictor`` for a .tflite or .onnx file.
+    """A ``Predictor`` for a .tflite or .onnx file, or for an export folder (``OUT/``).
+
+    A folder gives its clip model for ``device`` (read from ``OUT/manifest.json``, else from
+    the files' metadata: Edge TPU, ONNX on a GPU, else TFLite; int8 first); ``.stream()`` then
+    uses the folder's streaming parts of the same format and mode.
 
     The file's metadata says labels, frames, size and normalization; for a file without it
     (third-party), pass ``labels`` and ``normalization`` (``"unit"``, ``"symmetric"``,
     ``"imagenet"``) or ``mean``/``std``; frames and size come from a static input shape.
     Arguments given here override the metadata.
     """
+    stream_parts = None
+    if Path(path).is_dir():
+        from runtimes.modeldir import find_stream_parts, list_models, pick_model
+
+        entries = list_models(path)
+        path = pick_model(path, parse_device(device), entries).path
+        stream_parts = find_stream_parts(path, entries)
     rt = load_runtime(path, device, num_threads=num_threads, runtime=runtime, **options)
     spec = resolve_spec(
         rt.path, rt.metadata, rt.input, rt.output, labels=labels, normalization=normalization,
         mean=mean, std=std, frames=frames, input_size=input_size, color_order=color_order,
     )
-    return Predictor(rt, spec)
+    return Predictor(rt, spec, stream_parts=stream_parts,
+                     load_options={"num_threads": num_threads, "runtime": runtime, **options})
 
 
 __all__ = [
-    "RUNTIMES", "Class", "Device", "DeviceKind", "DeviceReport", "EdgeRcnnError", "InputError",
-    "MetadataError", "ModelFileError", "ModelKind", "ModelSpec", "Prediction", "Predictor", "Runtime",
-    "RuntimeUnavailableError", "SourceError", "TensorInfo", "choose_device", "dequantize", "get_classes",
-    "get_runtime", "get_scores", "list_devices", "load", "load_runtime", "parse_device", "quantize",
+    "RUNTIMES", "Class", "Device", "DeviceKind", "DeviceReport", "EdgeRcnnError", "Event", "EventDetector",
+    "EventKind", "FeatureStream", "InputError", "MetadataError", "ModelEntry", "ModelFileError", "ModelKind",
+    "ModelSpec", "Prediction", "Predictor", "Runtime", "RuntimeUnavailableError", "SourceError", "Stream",
+    "TensorInfo", "WindowStream", "choose_device", "dequantize", "get_classes", "get_runtime", "get_scores",
+    "list_devices", "list_models", "load", "load_runtime", "open_stream", "parse_device", "quantize",
     "register_runtime", "resolve_spec", "runtime_for",
 ]

@@ -21,11 +21,19 @@ from runtimes.spec import ModelKind, ModelSpec
 
 
 class Predictor:
-    """A loaded model file: ``predict(frames)``, ``predict_batch(clips)``, ``invoke(x)``, ``info``."""
+    """A loaded model file: ``predict(frames)``, ``predict_batch(clips)``, ``invoke(x)``, ``info``,
+    and for cameras ``stream()`` (frames pushed one at a time) and ``run(source)`` (the camera loop).
 
-    def __init__(self, runtime: Runtime, spec: ModelSpec):
+    ``stream_parts`` is the ``(encoder, head)`` pair that ``stream()`` uses (found beside the file
+    when not given); ``load_options`` are the ``runtimes.load`` options the parts are loaded with.
+    """
+
+    def __init__(self, runtime: Runtime, spec: ModelSpec, *, stream_parts: tuple[Any, Any] | None = None,
+                 load_options: dict[str, Any] | None = None):
         self.runtime = runtime
         self.spec = spec
+        self.stream_parts = stream_parts
+        self.load_options = dict(load_options or {})
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -92,6 +100,23 @@ class Predictor:
         if isinstance(clips, (str, os.PathLike)) or len(clips) == 0:
             raise InputError("clips: expected a non-empty list of clips (each a list of frames or a path)")
         return [self.predict(clip, color=color, topk=topk) for clip in clips]
+
+    def stream(self, *, every: int = 1, smoothing: float = 0.0, topk: int = 5):
+        """A ``runtimes.streaming.Stream``: ``push(frame)`` -> the prediction for the last T frames.
+
+        Uses the streaming parts (one encoder pass per frame) when the export folder has them,
+        else re-runs this clip model over the last T frames on every push, with a warning.
+        """
+        from runtimes.streaming import stream_for
+
+        return stream_for(self, every=every, smoothing=smoothing, topk=topk)
+
+    def run(self, source, **options):
+        """The camera loop over ``source`` (camera index, /dev/video*, URL, video, frame folder, or
+        frames): yields a ``runtimes.loop.FrameResult`` per frame. Options: ``runtimes.loop.run_stream``."""
+        from runtimes.loop import run_stream
+
+        return run_stream(self, source, **options)
 
     def invoke(self, x: np.ndarray) -> np.ndarray:
         """Preprocessed model input -> float32 outputs (probabilities for a classifier).

@@ -1,0 +1,78 @@
+"""One camera frame -> a model's input tensor, by table lookup (the streaming fast path).
+
+``prepare_frames`` followed by ``quantize`` costs a dozen numpy passes over every frame; a camera
+loop pays that on every push. Both steps are per-pixel functions of a uint8 value, so they fold
+into one 256-entry table per channel, built once with the very same float32 operations::
+
+    table[c, v] = quantize((v / 255 - mean[c]) / std[c], input)    # int8/uint8 input
+    table[c, v] = (v / 255 - mean[c]) / std[c]                     # float input
+
+and a frame becomes ``table[c][frame[..., c]]`` -- bit-identical to the slow path. Frames that
+need anything else (float pixels, a numpy resize without OpenCV, colour to grey, channels
+first) take the slow path through ``prepare_frames``; the result is the same.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from runtimes.base import TensorInfo, quantize
+from runtimes.preprocess import InputSpec, prepare_frames, resize_frame
+
+
+def make_table(spec: InputSpec, tensor: TensorInfo) -> np.ndarray:
+    """``(channels, 256)`` lookup table: uint8 pixel value -> model input value, per channel."""
+    values = np.arange(256, dtype=np.float32)[:, None]
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    std = np.asarray(spec.std, dtype=np.float32)
+    normalized = (values / np.float32(255.0) - mean) / std  # the float32 ops prepare_frames uses
+    table = quantize(normalized, tensor) if tensor.quantized else normalized.astype(tensor.dtype)
+    return np.ascontiguousarray(table.T)
+
+
+class FrameConverter:
+    """``converter(frame, color)`` -> ``(1, H, W, C)`` array in the input tensor's dtype.
+
+    The returned array is a buffer owned by the converter and overwritten by the next call:
+    copy it if you keep it.
+    """
+
+    def __init__(self, spec: InputSpec, tensor: TensorInfo):
+        self.spec, self.tensor = spec, tensor
+        self.table = make_table(spec, tensor)
+        self.shared = bool((self.table == self.table[0]).all())  # same normalization on every channel
+        self.out = np.empty((1, *spec.input_size, spec.channels), dtype=tensor.dtype)
+        self._scratch = np.empty((*spec.input_size, spec.channels), dtype=tensor.dtype)
+
+    def _fast(self, frame: np.ndarray, color: str) -> np.ndarray | None:
+        spec = self.spec
+        if spec.layout != "nhwc" or frame.dtype != np.uint8:
+            return None
+        if frame.ndim == 2:
+            frame = frame[:, :, None]
+        if frame.ndim != 3 or frame.shape[2] != spec.channels or frame.size == 0:
+            return None
+        frame = resize_frame(np.ascontiguousarray(frame), spec.input_size)
+        if frame.dtype != np.uint8:  # the numpy resize fallback (no OpenCV) gives float32
+            return None
+        swap = spec.channels == 3 and color != spec.color_order
+        out = self.out[0]
+        if self.shared:
+            if swap:
+                np.take(self.table[0], frame, out=self._scratch, mode="clip")
+                out[...] = self._scratch[:, :, ::-1]
+            else:
+                np.take(self.table[0], frame, out=out, mode="clip")
+            return self.out
+        for c in range(spec.channels):
+            source = spec.channels - 1 - c if swap else c
+            out[:, :, c] = self.table[c][frame[:, :, source]]
+        return self.out
+
+    def __call__(self, frame, color: str = "rgb") -> np.ndarray:
+        fast = self._fast(frame, color) if isinstance(frame, np.ndarray) and color in ("rgb", "bgr") else None
+        if fast is not None:
+            return fast
+        x = prepare_frames([frame], self.spec, color)  # checks and explains bad frames
+        x = quantize(x, self.tensor) if self.tensor.quantized else x.astype(self.tensor.dtype, copy=False)
+        return np.ascontiguousarray(x)

@@ -1,0 +1,244 @@
+"""Streaming: camera frames pushed one at a time, a ``Prediction`` for the last T frames.
+
+Semantics (the MoViNet rule, "frame by frame equals the whole clip"): once T frames have been
+pushed, ``push(frame)`` returns what ``predict`` returns for the last T frames pushed -- at every
+position of an arbitrarily long video, with no state carried from older frames. With float
+files the probabilities agree within 1e-4; int8 parts are quantized separately from the int8
+clip model, so the two agree on top-1, not bit for bit.
+
+Two ways to get there, one interface (``Stream``):
+
+- ``FeatureStream``: a frame encoder (CNN on one frame) and a temporal head (RNN + classifier
+  over T cached features), exported by ``edge-rcnn quantize --streaming``. Each push runs the
+  encoder once, writes the dequantized float feature into a preallocated ring of the last T
+  features (plus its quantized copy for an int8 head, quantized with the head's own input
+  scale and zero point), and runs the head on the window: one CNN pass per frame, not T. The
+  head file is unrolled and holds no recurrent state; it is still reset before every call.
+- ``WindowStream``: the fallback without streaming parts -- a ring of the last T preprocessed
+  frames and the whole clip model on every push (T CNN passes per frame, same answers).
+
+``every=K`` runs the head only on every K-th push after the first full window (the encoder
+still runs on every frame, so the window is always the last T frames); pushes in between
+return ``None``. ``smoothing=a`` is an exponential moving average of the probabilities over the
+head's outputs (``p = a * p_prev + (1 - a) * p_new``; 0 = none). Memory is fixed when the
+stream is made: nothing grows with the number of frames.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from runtimes.base import Runtime, dequantize, quantize
+from runtimes.classify import Prediction, make_prediction
+from runtimes.errors import InputError, MetadataError
+from runtimes.framecodec import FrameConverter
+from runtimes.preprocess import InputSpec
+
+
+class Ring:
+    """The last ``size`` rows, oldest first, as one contiguous view: each row is stored twice
+    (at ``i`` and ``i + size``), so the window is always ``data[pos + 1 : pos + 1 + size]``."""
+
+    def __init__(self, size: int, row_shape: tuple[int, ...], dtype):
+        self.size = size
+        self.data = np.zeros((2 * size, *row_shape), dtype=dtype)
+        self.pos = size - 1
+
+    def next_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Advance and return the two slots of the new newest row (write the same values to both)."""
+        self.pos = (self.pos + 1) % self.size
+        return self.data[self.pos], self.data[self.pos + self.size]
+
+    def append(self, row: np.ndarray) -> None:
+        first, second = self.next_rows()
+        first[...] = row
+        second[...] = first
+
+    def window(self) -> np.ndarray:
+        return self.data[self.pos + 1 : self.pos + 1 + self.size]
+
+
+def _check_number(name: str, value, low: float, high: float | None, integer: bool) -> None:
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < low or (high is not None and value >= high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high})"
+        raise InputError(f"{name}: expected {'an integer' if integer else 'a number'} {bound}, got {value!r}")
+
+
+class Stream:
+    """Frames in one at a time; a ``Prediction`` on every ``every``-th push once ``frames`` are in."""
+
+    def __init__(self, labels: Sequence[str], frames: int, *, every: int = 1, smoothing: float = 0.0, topk: int = 5):
+        _check_number("every", every, 1, None, integer=True)
+        _check_number("smoothing", smoothing, 0.0, 1.0, integer=False)
+        _check_number("topk", topk, 1, None, integer=True)
+        self.labels, self.frames = tuple(labels), int(frames)
+        self.every, self.smoothing, self.topk = every, float(smoothing), topk
+        self.frames_seen = 0
+        self.last: Prediction | None = None
+        self._ema: np.ndarray | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether T frames have been pushed since the start or the last ``reset``."""
+        return self.frames_seen >= self.frames
+
+    def push(self, frame: np.ndarray, color: str = "rgb") -> Prediction | None:
+        """Add one frame (uint8 ``HxWxC`` of any size; ``color="bgr"`` for cv2 captures).
+
+        Returns the prediction for the last T frames when the head ran on this push (the T-th
+        push, then every ``every``-th), else ``None``; ``last`` keeps the latest one.
+        """
+        self._add(frame, color)
+        self.frames_seen += 1
+        due = self.frames_seen - self.frames
+        if due < 0 or due % self.every:
+            return None
+        probs = self._window_probs()
+        if self.smoothing:
+            self._ema = probs if self._ema is None else self.smoothing * self._ema + (1 - self.smoothing) * probs
+            probs = self._ema
+        self.last = make_prediction(probs, self.labels, self.topk)
+        return self.last
+
+    def reset(self) -> None:
+        """Forget every frame pushed (a new scene): the next prediction comes after T new frames."""
+        self.frames_seen, self.last, self._ema = 0, None, None
+
+    def _add(self, frame: np.ndarray, color: str) -> None:
+        raise NotImplementedError
+
+    def _window_probs(self) -> np.ndarray:
+        raise NotImplementedError
+
+
+def _byte_values(dtype: str) -> np.ndarray:
+    """Every value of an 8-bit integer type, in the order of its bytes read as uint8."""
+    return np.arange(256, dtype=np.uint8).view(dtype)
+
+
+class FeatureStream(Stream):
+    """A frame encoder and a temporal head: one encoder pass and one head call per push."""
+
+    def __init__(self, encoder: Runtime, head: Runtime, frame: InputSpec, labels: Sequence[str], **options):
+        frames, dim = head.input.shape[-2], head.input.shape[-1]
+        if len(head.input.shape) != 3 or frames is None or dim is None:
+            raise MetadataError(f"{head.path}: head input {list(head.input.shape)}; expected [1, T, features]")
+        if encoder.output.shape[-1] != dim:
+            raise MetadataError(f"{encoder.path.name} gives {encoder.output.shape[-1]} features per frame; "
+                                f"{head.path.name} reads {dim}")
+        super().__init__(labels, frames, **options)
+        self.encoder, self.head, self.convert = encoder, head, FrameConverter(frame, encoder.input)
+        self.features = Ring(frames, (dim,), np.float32)  # dequantized float features, last T
+        self.head_input = Ring(frames, (dim,), head.input.dtype) if head.input.quantized else self.features
+        self._tables = None
+        if encoder.output.quantized and np.dtype(encoder.output.dtype).itemsize == 1:
+            # Per-value tables: encoder int8 -> float feature -> head int8, same formulas as
+            # dequantize/quantize, applied to all 256 values once instead of per element per push.
+            floats = dequantize(_byte_values(encoder.output.dtype), encoder.output)
+            heads = quantize(floats, head.input) if head.input.quantized else floats
+            self._tables = (floats, heads)
+
+    def _add(self, frame: np.ndarray, color: str) -> None:
+        raw = self.encoder.run(self.convert(frame, color)).reshape(-1)
+        feature, head_row = self.features.next_rows(), None
+        if self.head_input is not self.features:
+            head_row = self.head_input.next_rows()
+        if self._tables is not None:
+            index = raw.view(np.uint8)
+            np.take(self._tables[0], index, out=feature[0])
+            if head_row is not None:
+                np.take(self._tables[1], index, out=head_row[0])
+        else:
+            feature[0][...] = dequantize(raw, self.encoder.output) if self.encoder.output.quantized else raw
+            if head_row is not None:
+                head_row[0][...] = quantize(feature[0], self.head.input)
+        feature[1][...] = feature[0]
+        if head_row is not None:
+            head_row[1][...] = head_row[0]
+
+    def _window_probs(self) -> np.ndarray:
+        self.head.reset()
+        out = self.head.run(self.head_input.window()[None])[0]
+        return dequantize(out, self.head.output) if self.head.output.quantized else out.astype(np.float32)
+
+    def reset(self) -> None:
+        super().reset()
+        self.encoder.reset()
+        self.head.reset()
+
+
+class WindowStream(Stream):
+    """Fallback without streaming parts: the whole clip model over a ring of the last T frames."""
+
+    def __init__(self, predictor, **options):
+        from runtimes.spec import ModelKind
+
+        spec, runtime = predictor.spec, predictor.runtime
+        if spec.kind not in (ModelKind.CLIP, ModelKind.IMAGE):
+            raise InputError(f"{runtime.path.name}: a {spec.kind.value} file; a window stream needs a clip or image model")
+        super().__init__(spec.labels, spec.frames, **options)
+        self.runtime, self.image = runtime, spec.kind is ModelKind.IMAGE
+        self.convert = FrameConverter(spec.frame, runtime.input)
+        self.window_frames: Ring | None = None  # made on the first frame (its converted shape)
+
+    def _add(self, frame: np.ndarray, color: str) -> None:
+        x = self.convert(frame, color)[0]
+        if self.window_frames is None:
+            self.window_frames = Ring(self.frames, x.shape, x.dtype)
+        self.window_frames.append(x)
+
+    def _window_probs(self) -> np.ndarray:
+        window = self.window_frames.window()
+        self.runtime.reset()
+        out = self.runtime.run(window if self.image else window[None])[0]
+        return dequantize(out, self.runtime.output) if self.runtime.output.quantized else out.astype(np.float32)
+
+
+def stream_for(predictor, **options) -> Stream:
+    """``predictor.stream()``: the encoder + head next to its file, else a ``WindowStream`` (warned)."""
+    from runtimes.modeldir import find_stream_parts
+
+    parts = getattr(predictor, "stream_parts", None) or find_stream_parts(predictor.runtime.path)
+    if parts is not None:
+        loaded = getattr(predictor, "load_options", None) or {}
+        return open_stream(*parts, device=str(predictor.runtime.device), **loaded, **options)
+    warnings.warn(
+        f"{predictor.runtime.path.name}: no streaming parts beside it (stream_encoder/stream_head of the same "
+        f"format and mode); re-running the whole clip model over the last {predictor.spec.frames} frames on every "
+        "push. Export them with: edge-rcnn quantize ... --streaming", RuntimeWarning, stacklevel=3,
+    )
+    return WindowStream(predictor, **options)
+
+
+def open_stream(encoder: str | Path, head: str | Path, device: str = "auto", *, num_threads: int | None = None,
+                every: int = 1, smoothing: float = 0.0, topk: int = 5, labels: Sequence[str] | None = None,
+                normalization: str | None = None, mean=None, std=None, **runtime_options) -> FeatureStream:
+    """A ``FeatureStream`` from two files: ``stream_encoder_<mode>.<ext>`` and ``stream_head_<mode>.<ext>``.
+
+    ``device`` applies to both (an Edge TPU runs the encoder; the head then runs on the CPU).
+    ``labels`` / ``normalization`` / ``mean`` / ``std`` are for files without edge-rcnn metadata.
+    """
+    from runtimes import load_runtime
+    from runtimes.base import DeviceKind, parse_device
+    from runtimes.spec import ModelKind, resolve_spec
+
+    head_device = "cpu" if parse_device(device).kind is DeviceKind.EDGETPU else device
+    enc_rt = load_runtime(encoder, device, num_threads=num_threads, **runtime_options)
+    head_rt = load_runtime(head, head_device, num_threads=num_threads, **runtime_options)
+    specs = []
+    for rt, kind in ((enc_rt, ModelKind.STREAM_ENCODER), (head_rt, ModelKind.STREAM_HEAD)):
+        meta = rt.metadata or {"kind": kind.value}
+        if meta.get("kind") != kind.value:
+            raise MetadataError(f"{rt.path}: a {meta.get('kind')!r} file; expected a {kind.value} file here")
+        specs.append(resolve_spec(rt.path, meta, rt.input, rt.output, labels=labels, normalization=normalization,
+                                  mean=mean, std=std))
+    sources = {(rt.metadata or {}).get("source_sha256") for rt in (enc_rt, head_rt)}
+    if len(sources) == 2 and None not in sources:
+        raise MetadataError(f"{enc_rt.path.name} and {head_rt.path.name} were exported from different models "
+                            "(source_sha256 differs)")
+    return FeatureStream(enc_rt, head_rt, specs[0].frame, specs[1].labels, every=every, smoothing=smoothing, topk=topk)
