@@ -18,7 +18,8 @@ from edge_rcnn import __version__
 from edge_rcnn.errors import EdgeRcnnError
 
 # Order is the order of --help.
-COMMAND_MODULES = ("edge_rcnn.cli.train", "edge_rcnn.cli.convert", "edge_rcnn.cli.run", "edge_rcnn.cli.bench")
+COMMAND_MODULES = ("edge_rcnn.cli.train", "edge_rcnn.cli.convert", "edge_rcnn.cli.run", "edge_rcnn.cli.stream",
+                   "edge_rcnn.cli.bench")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,92 @@
+"""What the camera loop writes: an annotated video (atomically) and events as JSON lines."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from runtimes.errors import InputError
+from runtimes.events import Event
+from runtimes.sources import import_cv2
+
+FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
+MIN_WIDTH = 320  # smaller frames are scaled up (whole pixels) so the text stays readable
+
+
+class AnnotatedVideo:
+    """Frames with the label, score and FPS drawn on them, written to a temporary file beside
+    ``path`` and renamed over it by ``close()`` -- never a half-written video under the final name."""
+
+    def __init__(self, path: str | os.PathLike, fps: float):
+        self.path = Path(path)
+        if self.path.suffix.lower() not in FOURCC:
+            raise InputError(f"--save {self.path}: unknown video type; expected one of: {', '.join(FOURCC)}")
+        if not self.path.parent.is_dir():
+            raise InputError(f"--save {self.path}: no such folder {self.path.parent}")
+        self.fps, self.cv2 = fps, import_cv2()
+        self.tmp = self.path.with_name(f".{self.path.stem}.tmp{os.getpid()}{self.path.suffix}")
+        self.writer = None
+        self.size: tuple[int, int] | None = None
+        self.frames = 0
+
+    def write(self, image: np.ndarray, color: str, text: str, fps: float) -> None:
+        cv2 = self.cv2
+        frame = np.ascontiguousarray(image if color == "bgr" else image[:, :, ::-1])
+        if frame.ndim == 2 or frame.shape[2] == 1:
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        if self.writer is None:
+            scale = max(1, -(-MIN_WIDTH // frame.shape[1]))
+            self.size = (frame.shape[1] * scale, frame.shape[0] * scale)
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()]),
+                                          self.fps, self.size)
+            if not self.writer.isOpened():
+                raise InputError(f"--save {self.path}: OpenCV cannot write this video type here")
+        if (frame.shape[1], frame.shape[0]) != self.size:
+            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_NEAREST)
+        else:
+            frame = frame.copy()
+        scale = max(0.4, self.size[0] / 640)
+        thick = max(1, round(scale * 1.5))
+        for row, line in enumerate((text, f"{fps:.1f} FPS")):
+            y = int((row + 1) * 24 * scale) + 2
+            cv2.putText(frame, line, (4, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+            cv2.putText(frame, line, (4, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (80, 255, 80), thick, cv2.LINE_AA)
+        self.writer.write(frame)
+        self.frames += 1
+
+    def close(self, keep: bool = True) -> Path | None:
+        """Finish the file and rename it into place (``keep=False``: delete it). The path, or None."""
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+        if keep and self.frames and self.tmp.is_file():
+            os.replace(self.tmp, self.path)
+            return self.path
+        self.tmp.unlink(missing_ok=True)
+        return None
+
+
+class EventLog:
+    """Events appended as JSON lines, one ``write`` per line and flushed, so ``tail -f`` follows a
+    live camera and an interrupted run leaves only whole lines."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        try:
+            self.file = open(self.path, "w", encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"--events {self.path}: cannot write it ({exc.strerror})") from None
+        self.count = 0
+
+    def write(self, events: tuple[Event, ...] | list[Event]) -> None:
+        for event in events:
+            self.file.write(json.dumps(event.to_dict()) + "\n")
+            self.count += 1
+        if events:
+            self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
