@@ -27,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from edge_rcnn.benchmark import DEFAULT_FORMATS, benchmark  # noqa: E402
 from edge_rcnn.benchmark.machine import MachineInfo, peak_int8_macs  # noqa: E402
@@ -100,10 +101,44 @@ def print_ratios(r: dict, report, peak) -> None:
         print(f"  {label:<34} {fmt(achieved and achieved / 1e9, '.2f', ' GMAC/s')}{share}")
     print(f"  CPU int8 peak estimate {peak_s}: {peak.assumption}")
     cnn, rnn = r["int8_cnn_ms_per_clip"], r["int8_rnn_head_ms"]
-    clip = report.row("tflite-int8").p50_ms if report.row("tflite-int8") and report.row("tflite-int8").ok else None
     if cnn is not None and rnn is not None:
-        print(f"  int8 parts: CNN {frames} frames x encoder = {cnn:.3f} ms, RNN head (unrolled) = {rnn:.3f} ms; "
-              f"int8 clip call (fused LSTM) = {fmt(clip, '.3f', ' ms')}")
+        print(f"  stream parts (int8): encoder {cnn / frames:.4f} ms per frame ({frames} calls: {cnn:.3f} ms), "
+              f"unrolled head {rnn:.4f} ms per window")
+
+
+def print_parts(rows, report, peak) -> dict:
+    """The clip's CNN and RNN halves, fp32 vs int8 (benchmarks/parts.py); returns their ratios."""
+    from edge_rcnn.benchmark.report import format_table
+
+    p50 = {r.format: r.p50_ms for r in rows if r.ok}
+    print("
+where the int8 clip latency goes (each half converted and timed alone, same worker as the rows):")
+    print(format_table(rows))
+    out = {f"{part}_int8_vs_fp32": (p50[f"{part}-int8"] / p50[f"{part}-fp32"])
+           if p50.get(f"{part}-int8") and p50.get(f"{part}-fp32") else None
+           for part in ("cnn", "rnn-fused", "rnn-unrolled", "clip-unrolled")}
+    frames_macs = (report.macs or {}).get("frames")
+    if p50.get("cnn-int8") and frames_macs:
+        achieved = frames_macs / (p50["cnn-int8"] / 1000)
+        out["int8_cnn_macs_per_s"] = achieved
+        share = f" = {achieved / peak.macs_per_s:.1%} of the {peak.macs_per_s / 1e9:.0f} GMAC/s peak estimate" if peak.macs_per_s else ""
+        print(f"  int8 CNN half ({report.settings['model_config']['frames']} frames in one call): "
+              f"{achieved / 1e9:.1f} GMAC/s{share}")
+    for key, value in out.items():
+        if key.endswith("_int8_vs_fp32"):
+            print(f"  {key.replace('_int8_vs_fp32', ''):<14} int8 / fp32 latency {fmt(value, '.2f', 'x')}")
+    return out
+
+
+def explain(targets, r: dict) -> list[str]:
+    """What the part timings say about a missed int8-vs-fp32 latency target."""
+    missed = {t.name for t in targets if t.status == "FAIL"}
+    notes = []
+    cnn, fused, unrolled = r.get("cnn_int8_vs_fp32"), r.get("rnn-fused_int8_vs_fp32"), r.get("clip-unrolled_int8_vs_fp32")
+    if "int8 vs fp32 TFLite clip latency" in missed and cnn and fused and fused > 1 > cnn:
+        notes.append(f"int8 TFLite is held back by the RNN: the CNN half is {cnn:.2f}x fp32 but the fused int8 LSTM "
+                     f"kernel is {fused:.2f}x fp32; the whole clip with the LSTM unrolled is {fmt(unrolled, '.2f', 'x')} fp32")
+    return notes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--runs", type=int, default=200, help="timed calls per format (default 200)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--no-parts", action="store_true", help="skip timing the clip's CNN and RNN halves alone")
     args = p.parse_args(argv)
 
     training = ensure_run(args.data, args.run)
@@ -129,16 +165,26 @@ def main(argv: list[str] | None = None) -> int:
     print(report.table())
     r = ratios(report)
     print_ratios(r, report, peak)
+    part_rows = []
+    if not args.no_parts:
+        from parts import measure_parts
+
+        part_rows = measure_parts(args.run / "model.keras", args.data, args.out / "parts", threads=args.threads,
+                                  runs=args.runs)
+        r.update(print_parts(part_rows, report, peak))
     targets = evaluate_targets(report, training)
     print("\ntargets:")
     for t in targets:
         print("  " + t.line())
+    for note in explain(targets, r):
+        print(f"  note: {note}")
 
     stamp = datetime.date.today().isoformat()
     args.results.mkdir(parents=True, exist_ok=True)
     doc = {"date": stamp, "standard_config": training["standard"], "training": training, "ratios": r,
            "peak_int8": {"macs_per_s": peak.macs_per_s, "assumption": peak.assumption},
-           "targets": [t.to_dict() for t in targets], "benchmark": report.to_dict()}
+           "targets": [t.to_dict() for t in targets], "notes": explain(targets, r),
+           "parts": [row.to_dict() for row in part_rows], "benchmark": report.to_dict()}
     from edge_rcnn._util import write_json_atomic
 
     json_path = write_json_atomic(args.results / f"{stamp}.json", doc)

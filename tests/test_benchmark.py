@@ -18,7 +18,7 @@ from edge_rcnn.benchmark.report import COLUMNS
 from edge_rcnn.errors import ConfigError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-BENCH_FORMATS = ("keras", "tflite-int8", "onnx-fp32")
+BENCH_FORMATS = ("keras", "tflite-int8", "onnx-fp32", "stream-int8")
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +48,20 @@ def test_benchmark_command_writes_json_csv_png(bench_dir):
     assert [r["format"] for r in doc["rows"]] == list(BENCH_FORMATS)
     for row in doc["rows"]:
         assert row["status"] == "ok", row
-        assert 0 < row["p50_ms"] <= row["p90_ms"]
+        assert row["frame_ms"] is not None or 0 < row["p50_ms"] <= row["p90_ms"]
         assert 0 <= row["accuracy"] <= 100 and 0 <= row["agreement"] <= 100
         assert row["size_mb"] > 0 and row["rss_mb"] > 0 and row["cold_start_s"] > 0
-        assert row["extra"]["runs"] == 2
-    keras, tflite, onnx = doc["rows"]
+    assert [r["extra"]["runs"] for r in doc["rows"]] == [2, 2, 2, 2 * 8]  # the stream: runs x T pushes
+    keras, tflite, onnx, stream = doc["rows"]
     assert keras["agreement"] == 100.0  # the reference agrees with itself
     assert onnx["agreement"] == 100.0  # float32 ONNX picks the float model's class on every clip
-    assert not tflite["extra"]["tensorflow_imported"] and not onnx["extra"]["tensorflow_imported"]
+    for row in (tflite, onnx, stream):
+        assert not row["extra"]["tensorflow_imported"]
     assert keras["extra"]["tensorflow_imported"]
+    # The stream row: per-frame push latency instead of per-clip, its window-recompute twin and its parts.
+    assert stream["p50_ms"] is None and 0 < stream["frame_ms"] <= stream["extra"]["frame_p90_ms"]
+    assert stream["extra"]["window_frame_ms"] > 0 and set(stream["extra"]["parts"]) == {"encoder_ms", "head_ms"}
+    assert stream["file"] == "stream_encoder_int8.tflite + stream_head_int8.tflite"
     assert doc["macs"]["clip"] == doc["macs"]["frames"] + doc["macs"]["head"] > 0
     assert (out / "models" / "tflite-int8" / "model_int8.tflite").is_file()
 
@@ -66,6 +71,7 @@ def test_benchmark_command_writes_json_csv_png(bench_dir):
     assert [r[0] for r in rows[1:]] == list(BENCH_FORMATS)
     assert all(r[COLUMNS.index("status")] == "ok" for r in rows[1:])
     assert float(rows[2][COLUMNS.index("p50_ms")]) == pytest.approx(doc["rows"][1]["p50_ms"], abs=1e-4)
+    assert rows[4][COLUMNS.index("p50_ms")] == ""  # the stream row has no per-clip latency
 
     assert (out / "benchmark.png").read_bytes()[:8] == PNG_MAGIC
     for name in BENCH_FORMATS:
@@ -109,6 +115,16 @@ def test_worker_failure_is_a_row(tmp_path):
     row = make_row(FORMATS["tflite-int8"], result, file=bad.name, size_bytes=bad.stat().st_size,
                    labels=np.zeros(1, np.int64), reference=None)
     assert not row.ok and "ModelFileError" in row.status and row.size_mb == pytest.approx(23e-6)
+
+
+def test_raw_worker_times_any_file(bench_dir):
+    from edge_rcnn.benchmark.measure import run_worker
+
+    out, _ = bench_dir
+    spec = {"measure": "raw", "files": {"model": str(out / "models" / "tflite-int8" / "model_int8.tflite")},
+            "threads": 1, "runs": 3, "warmup": 1}
+    result = run_worker(spec, out, "raw")
+    assert result["ok"] and len(result["times_ms"]) == 3 and "probs" not in result
 
 
 def test_bad_arguments_fail_before_any_work(tiny_model_file, digits_dir, tmp_path):

@@ -61,7 +61,7 @@ def make_row(fmt: BenchFormat, result: dict[str, Any], *, file: str | None, size
                           size_bytes=size_bytes, notes=notes)
     probs = np.asarray(result.get("probs") or [], dtype=np.float32)
     accuracy = agreement = None
-    if probs.shape[:1] == labels.shape:
+    if probs.size and probs.shape[:1] == labels.shape:
         accuracy = float(np.mean(probs.argmax(-1) == labels) * 100)
         if reference is not None and reference.shape == probs.shape:
             agreement = float(np.mean(probs.argmax(-1) == reference.argmax(-1)) * 100)

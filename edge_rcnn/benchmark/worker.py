@@ -132,7 +132,31 @@ def measure_clip(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-MEASURES = {"keras": measure_keras, "clip": measure_clip}
+def measure_raw(spec: dict[str, Any]) -> dict[str, Any]:
+    """Any model file (no metadata needed) on seeded random input of its input shape: timing only."""
+    start = time.perf_counter()
+    import numpy as np
+
+    import runtimes
+
+    rt = runtimes.load_runtime(spec["files"]["model"], "cpu", num_threads=int(spec["threads"]))
+    loaded = time.perf_counter()
+    shape = [s or 1 for s in rt.input.shape]
+    x = rt.to_input(np.random.default_rng(0).normal(size=shape).astype(np.float32))
+    rt.invoke(x)
+    result: dict[str, Any] = {"runtime": rt.details().get("package", rt.name), "threads": int(spec["threads"])}
+    _first(spec, result, start, loaded)
+
+    def call(a):
+        rt.reset()
+        return rt.run(a)
+
+    result["times_ms"] = time_calls(call, [x], spec["warmup"], spec["runs"])
+    result["rss_mb"] = peak_rss_mb()
+    return result
+
+
+MEASURES = {"keras": measure_keras, "clip": measure_clip, "raw": measure_raw}
 
 
 def _stream_measure():

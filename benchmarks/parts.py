@@ -1,0 +1,94 @@
+"""Where an int8 clip's latency goes: the clip model's CNN and RNN halves converted and timed alone.
+
+The clip model runs the frame encoder over T frames (one batched pass) and then the RNN. Its
+streaming parts do not show the clip's own RNN kernel (the stream head is unrolled; the clip's
+LSTM is the fused ``UNIDIRECTIONAL_SEQUENCE_LSTM``), so this converts, float32 and int8:
+
+- ``cnn``: TimeDistributed(frame encoder) over T frames -- the clip's CNN half;
+- ``rnn-fused``: the temporal head with the LSTM not unrolled, as inside the clip model;
+- ``rnn-unrolled``: the same head unrolled (plain builtins, as the stream head);
+- ``clip-unrolled``: the whole clip model with the RNN unrolled (the alternative export).
+
+int8 settings are the converters' (builtin int8 ops only, int8 IO, the legacy quantizer first;
+calibrated on train clips, the head on the float encoder's features). Each file is timed in a
+fresh worker (``measure="raw"``: random input, reset + run), as the benchmark rows are.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from edge_rcnn.benchmark.formats import BenchFormat, Measure
+from edge_rcnn.benchmark.measure import make_row, run_worker
+from edge_rcnn.benchmark.report import Row
+
+CALIBRATION_CLIPS = 100
+PARTS = ("cnn", "rnn-fused", "rnn-unrolled", "clip-unrolled")
+
+
+def part_models(model, config) -> dict[str, object]:
+    from edge_rcnn._keras import keras
+    from edge_rcnn.model import build_temporal_head, rebuild
+
+    k = keras()
+    static = rebuild(model, config, batch_size=1)
+    features = int(static.get_layer("frames_cnn").output_shape[-1])
+    out = {"cnn": k.Model(static.input, static.get_layer("frames_cnn").output, name="cnn")}
+    for name, unroll in (("rnn-fused", False), ("rnn-unrolled", True)):
+        head = build_temporal_head(config, features, batch_size=1, unroll=unroll)
+        for layer in head.layers:
+            if layer.weights:
+                layer.set_weights(model.get_layer(layer.name).get_weights())
+        out[name] = head
+    out["clip-unrolled"] = rebuild(model, config, batch_size=1, unroll=True)
+    return out
+
+
+def convert(keras_model, samples: np.ndarray | None) -> bytes:
+    """float32 TFLite (``samples`` None) or full int8 calibrated on ``samples`` (one per call)."""
+    from edge_rcnn._keras import tf
+
+    tf_ = tf()
+    converter = tf_.lite.TFLiteConverter.from_keras_model(keras_model)
+    converter.target_spec.supported_ops = [tf_.lite.OpsSet.TFLITE_BUILTINS]
+    if samples is not None:
+        converter.optimizations = [tf_.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([s[None]] for s in samples)
+        converter.target_spec.supported_ops = [tf_.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf_.int8
+        converter.experimental_new_quantizer = False  # the converters' first choice (legacy quantizer)
+    with warnings.catch_warnings():  # int8 IO without input statistics: expected, the scale comes from calibration
+        warnings.simplefilter("ignore", UserWarning)
+        return bytes(converter.convert())
+
+
+def measure_parts(model_path: Path, data: Path, out: Path, *, threads: int, runs: int, warmup: int = 5) -> list[Row]:
+    """One row per part and precision (``cnn-int8``, ``rnn-fused-fp32``, ...), timed like the benchmark rows."""
+    from edge_rcnn.data import load_arrays, normalize
+    from edge_rcnn.model import load_model
+
+    model, config = load_model(model_path)
+    clips, _ = load_arrays(data, config, split="train", limit=CALIBRATION_CLIPS, progress=False)
+    inputs = normalize(clips, config)
+    models = part_models(model, config)
+    features = np.asarray(models["cnn"].predict(inputs, batch_size=16, verbose=0), np.float32)
+    calibration = {"cnn": inputs, "clip-unrolled": inputs, "rnn-fused": features, "rnn-unrolled": features}
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for part in PARTS:
+        for precision in ("fp32", "int8"):
+            name = f"{part}-{precision}"
+            path = out / f"{name}.tflite"
+            try:
+                path.write_bytes(convert(models[part], calibration[part] if precision == "int8" else None))
+            except Exception as exc:  # a part that does not convert is a row with its reason
+                rows.append(Row.failed(name, "litert", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
+                continue
+            spec = {"measure": "raw", "files": {"model": str(path)}, "threads": threads, "runs": runs, "warmup": warmup}
+            result = run_worker(spec, out, name)
+            rows.append(make_row(BenchFormat(name, Measure.CLIP, "tflite", precision), result, file=path.name,
+                                 size_bytes=path.stat().st_size, labels=np.zeros(0), reference=None))
+    return rows
