@@ -65,8 +65,10 @@ def convert(keras_model, samples: np.ndarray | None) -> bytes:
         return bytes(converter.convert())
 
 
-def measure_parts(model_path: Path, data: Path, out: Path, *, threads: int, runs: int, warmup: int = 5) -> list[Row]:
+def measure_parts(model_path: Path, data: Path, out: Path, *, threads: int, runs: int, warmup: int = 5,
+                  repeat: int = 1) -> list[Row]:
     """One row per part and precision (``cnn-int8``, ``rnn-fused-fp32``, ...), timed like the benchmark rows."""
+    from edge_rcnn.benchmark.run import best_round
     from edge_rcnn.data import load_arrays, normalize
     from edge_rcnn.model import load_model
 
@@ -77,18 +79,28 @@ def measure_parts(model_path: Path, data: Path, out: Path, *, threads: int, runs
     features = np.asarray(models["cnn"].predict(inputs, batch_size=16, verbose=0), np.float32)
     calibration = {"cnn": inputs, "clip-unrolled": inputs, "rnn-fused": features, "rnn-unrolled": features}
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    files: dict[str, Path | str] = {}
     for part in PARTS:
         for precision in ("fp32", "int8"):
-            name = f"{part}-{precision}"
-            path = out / f"{name}.tflite"
+            path = out / f"{part}-{precision}.tflite"
             try:
                 path.write_bytes(convert(models[part], calibration[part] if precision == "int8" else None))
+                files[path.stem] = path
             except Exception as exc:  # a part that does not convert is a row with its reason
-                rows.append(Row.failed(name, "litert", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
-                continue
-            spec = {"measure": "raw", "files": {"model": str(path)}, "threads": threads, "runs": runs, "warmup": warmup}
-            result = run_worker(spec, out, name)
-            rows.append(make_row(BenchFormat(name, Measure.CLIP, "tflite", precision), result, file=path.name,
-                                 size_bytes=path.stat().st_size, labels=np.zeros(0), reference=None))
+                files[path.stem] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    results: dict[str, list] = {}
+    for round_ in range(repeat):  # interleaved rounds, each part keeps its least disturbed one
+        for name, path in files.items():
+            if isinstance(path, Path):
+                spec = {"measure": "raw", "files": {"model": str(path)}, "threads": threads, "runs": runs,
+                        "warmup": warmup}
+                results.setdefault(name, []).append(run_worker(spec, out, f"{name}.{round_}"))
+    rows = []
+    for name, path in files.items():
+        if isinstance(path, str):
+            rows.append(Row.failed(name, "litert", path))
+            continue
+        fmt = BenchFormat(name, Measure.CLIP, "tflite", name.rsplit("-", 1)[1])
+        rows.append(make_row(fmt, best_round(results[name]), file=path.name, size_bytes=path.stat().st_size,
+                             labels=np.zeros(0), reference=None))
     return rows

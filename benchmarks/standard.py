@@ -111,8 +111,7 @@ def print_parts(rows, report, peak) -> dict:
     from edge_rcnn.benchmark.report import format_table
 
     p50 = {r.format: r.p50_ms for r in rows if r.ok}
-    print("
-where the int8 clip latency goes (each half converted and timed alone, same worker as the rows):")
+    print("\nwhere the int8 clip latency goes (each half converted and timed alone, same worker as the rows):")
     print(format_table(rows))
     out = {f"{part}_int8_vs_fp32": (p50[f"{part}-int8"] / p50[f"{part}-fp32"])
            if p50.get(f"{part}-int8") and p50.get(f"{part}-fp32") else None
@@ -150,18 +149,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--runs", type=int, default=200, help="timed calls per format (default 200)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--repeat", type=int, default=3,
+                   help="rounds per format, interleaved; each keeps its least disturbed round (default 3)")
     p.add_argument("--no-parts", action="store_true", help="skip timing the clip's CNN and RNN halves alone")
     args = p.parse_args(argv)
 
     training = ensure_run(args.data, args.run)
     report = benchmark(args.run / "model.keras", args.data, args.out, formats=DEFAULT_FORMATS, threads=args.threads,
-                       runs=args.runs)
+                       runs=args.runs, repeat=args.repeat)
     m = report.machine
     machine = MachineInfo(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in m.items() if k != "loadavg_start"})
     peak = peak_int8_macs(machine)
     print(f"\n{machine.summary()} (load at start {m.get('loadavg_start')})")
     print(f"run {args.run} (standard config: {'yes' if training['standard'] else 'NO'}), {report.settings['clips']} val "
-          f"clips, {args.threads} threads, {args.runs} timed runs per format after {report.settings['warmup']} warm-up\n")
+          f"clips, {args.threads} threads, {args.runs} timed runs per format after {report.settings['warmup']} warm-up, "
+          f"best of {args.repeat} interleaved rounds\n")
     print(report.table())
     r = ratios(report)
     print_ratios(r, report, peak)
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         from parts import measure_parts
 
         part_rows = measure_parts(args.run / "model.keras", args.data, args.out / "parts", threads=args.threads,
-                                  runs=args.runs)
+                                  runs=args.runs, repeat=args.repeat)
         r.update(print_parts(part_rows, report, peak))
     targets = evaluate_targets(report, training)
     print("\ntargets:")

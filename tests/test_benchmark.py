@@ -175,3 +175,18 @@ def test_peak_int8_macs_uses_the_best_flag():
     assert "VNNI" in est.assumption
     plain = MachineInfo("Old CPU", "x86_64", "Linux", 2, 2, None, ("sse4_2",), "3.11")
     assert peak_int8_macs(plain).macs_per_s is None
+
+
+def test_best_round_keeps_the_least_disturbed_timings():
+    from edge_rcnn.benchmark.run import best_round
+
+    first = {"ok": True, "probs": [[1.0, 0.0]], "times_ms": [5.0, 6.0, 7.0], "cold_start_s": 0.3, "rss_first_mb": 40.0,
+             "rss_mb": 41.0}
+    quiet = {"ok": True, "times_ms": [2.0, 2.0, 9.0], "cold_start_s": 0.1, "rss_first_mb": 42.0, "rss_mb": 43.0}
+    broken = {"ok": False, "error": "RuntimeError: boom"}
+    merged = best_round([first, quiet, broken])
+    assert merged["times_ms"] == [2.0, 2.0, 9.0] and merged["probs"] == [[1.0, 0.0]]
+    assert merged["round_p50_ms"] == [6.0, 2.0]
+    assert merged["cold_start_s"] == pytest.approx(0.2) and merged["rss_mb"] == 43.0
+    assert merged["failed_rounds"] == ["RuntimeError: boom"]
+    assert best_round([broken, quiet]) is broken  # the first round decides whether the format runs at all

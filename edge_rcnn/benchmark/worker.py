@@ -10,7 +10,8 @@ the number of warm-up and timed calls and the thread count. The worker:
 2. makes ``warmup`` calls that are not timed, then ``runs`` timed calls on prepared inputs
    (already in the file's input dtype: the timing is the model, not the preprocessing), cycling
    over a few clips; peak RSS (``ru_maxrss``) is read after these;
-3. predicts every clip for accuracy and agreement (not timed) and writes the result JSON.
+3. predicts every clip for accuracy and agreement (not timed; skipped when the spec says
+   ``"accuracy": false``, as in the benchmark's repeated timing rounds) and writes the result JSON.
 
 Only the standard library and numpy are imported up front; TensorFlow is imported by the Keras
 measurement only.
@@ -92,9 +93,10 @@ def measure_keras(spec: dict[str, Any]) -> dict[str, Any]:
     pool = [np.array(inputs[i : i + 1]) for i in range(min(TIME_POOL, len(inputs)))]
     result["times_ms"] = time_calls(lambda x: np.asarray(model(x, training=False)), pool, spec["warmup"], spec["runs"])
     result["rss_mb"] = peak_rss_mb()
-    batches = [np.asarray(model(np.array(inputs[i : i + 16]), training=False)) for i in range(0, len(inputs), 16)]
-    result["probs"] = np.concatenate(batches).tolist()
-    result["macs"] = _macs(model, config)
+    if spec.get("accuracy", True):
+        batches = [np.asarray(model(np.array(inputs[i : i + 16]), training=False)) for i in range(0, len(inputs), 16)]
+        result["probs"] = np.concatenate(batches).tolist()
+        result["macs"] = _macs(model, config)
     return result
 
 
@@ -128,7 +130,8 @@ def measure_clip(spec: dict[str, Any]) -> dict[str, Any]:
 
     result["times_ms"] = time_calls(call, pool, spec["warmup"], spec["runs"])
     result["rss_mb"] = peak_rss_mb()
-    result["probs"] = [rt.invoke(np.array(inputs[i : i + 1]))[0].tolist() for i in range(len(inputs))]
+    if spec.get("accuracy", True):
+        result["probs"] = [rt.invoke(np.array(inputs[i : i + 1]))[0].tolist() for i in range(len(inputs))]
     return result
 
 
