@@ -190,3 +190,35 @@ def test_best_round_keeps_the_least_disturbed_timings():
     assert merged["cold_start_s"] == pytest.approx(0.2) and merged["rss_mb"] == 43.0
     assert merged["failed_rounds"] == ["RuntimeError: boom"]
     assert best_round([broken, quiet]) is broken  # the first round decides whether the format runs at all
+
+
+def test_targets_from_one_report():
+    from edge_rcnn.benchmark.report import BenchReport, Row
+    from edge_rcnn.benchmark.targets import evaluate_targets, ratios
+
+    rows = (
+        Row("keras", "tensorflow", "ok", size_mb=1.0, accuracy=99.0, agreement=100.0, p50_ms=20.0,
+            cold_start_s=3.0, extra={"rss_first_mb": 600.0}),
+        Row("tflite-fp32", "litert", "ok", size_mb=0.4, accuracy=99.0, agreement=100.0, p50_ms=1.0),
+        Row("tflite-int8", "litert", "ok", size_mb=0.1, accuracy=98.5, agreement=99.0, p50_ms=0.5,
+            cold_start_s=0.2, extra={"rss_first_mb": 50.0}),
+        Row("onnx-fp32", "onnxruntime", "ok", size_mb=0.4, accuracy=99.0, agreement=100.0, p50_ms=1.0),
+        Row.failed("onnx-int8", "onnxruntime", "ConversionError: no"),
+        Row("stream-int8", "litert", "ok", size_mb=0.2, accuracy=98.0, agreement=97.0, frame_ms=0.1,
+            extra={"window_frame_ms": 0.6, "parts": {"encoder_ms": 0.02, "head_ms": 0.05}}),
+    )
+    report = BenchReport(rows, {"flags": ["avx2"]}, {"model_config": {"frames": 8}},
+                         {"frame": 100, "frames": 800, "head": 100, "clip": 900})
+    r = ratios(report)
+    assert r["tflite_int8_vs_fp32_latency"] == 0.5 and r["tflite_int8_vs_keras_latency"] == 0.025
+    assert r["tflite_int8_vs_fp32_size"] == 0.25 and r["tflite_int8_accuracy_drop"] == 0.5
+    assert r["onnx_int8_vs_fp32_latency"] is None  # the failed row gives no number, not a zero
+    assert r["stream_frame_vs_window_frame"] == pytest.approx(1 / 6) and r["stream_speedup_mac_bound"] == 4.5
+    assert r["int8_encoder_macs_per_s"] == pytest.approx(100 / 0.02e-3)
+    status = {t.name: t.status for t in evaluate_targets(report, {"best_val_accuracy": 0.97, "seconds": 700.0})}
+    assert status["default config val top-1"] == "PASS" and status["training time"] == "FAIL"
+    assert status["int8 vs fp32 TFLite clip latency"] == "PASS"  # no VNNI flag: "not slower" (<= 1.0x)
+    assert status["int8 vs fp32 ONNX Runtime clip latency"] == "N/A"
+    assert status["push speed-up vs window recompute"] == "FAIL"  # 6x < 0.8 * 8
+    assert status["stream int8 top-1 agreement with Keras"] == "FAIL"
+    assert status["int8 TFLite process peak RSS (load + 1 clip)"] == "PASS"
