@@ -105,10 +105,11 @@ def _formats_for(device: Device, entries: tuple[ModelEntry, ...]) -> tuple[str, 
 
         if choose_device(compiled[0].path, "auto").kind is DeviceKind.EDGETPU:
             order.append("edgetpu")
-    from runtimes.devices import onnx_providers
+    if any(e.format == "onnx" for e in entries):
+        from runtimes.devices import onnx_providers
 
-    if {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(onnx_providers()):
-        order.append("onnx")
+        if {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(onnx_providers()):
+            order.append("onnx")
     return tuple(dict.fromkeys([*order, "tflite", "onnx"]))
 
 

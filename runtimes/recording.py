@@ -34,9 +34,13 @@ class AnnotatedVideo:
 
     def write(self, image: np.ndarray, color: str, text: str, fps: float) -> None:
         cv2 = self.cv2
-        frame = np.ascontiguousarray(image if color == "bgr" else image[:, :, ::-1])
+        frame = np.asarray(image)
+        if frame.dtype != np.uint8:  # float pixels in 0..255 (the stream accepts them too)
+            frame = np.clip(frame, 0, 255).astype(np.uint8)
         if frame.ndim == 2 or frame.shape[2] == 1:
-            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+            frame = cv2.cvtColor(np.ascontiguousarray(frame.reshape(frame.shape[:2])), cv2.COLOR_GRAY2BGR)
+        elif color != "bgr":
+            frame = np.ascontiguousarray(frame[:, :, ::-1])
         if self.writer is None:
             scale = max(1, -(-MIN_WIDTH // frame.shape[1]))
             self.size = (frame.shape[1] * scale, frame.shape[0] * scale)

@@ -145,21 +145,15 @@ class FeatureStream(Stream):
 
     def _add(self, frame: np.ndarray, color: str) -> None:
         raw = self.encoder.run(self.convert(frame, color)).reshape(-1)
-        feature, head_row = self.features.next_rows(), None
-        if self.head_input is not self.features:
-            head_row = self.head_input.next_rows()
         if self._tables is not None:
             index = raw.view(np.uint8)
-            np.take(self._tables[0], index, out=feature[0])
-            if head_row is not None:
-                np.take(self._tables[1], index, out=head_row[0])
+            feature, head_row = self._tables[0][index], self._tables[1][index]
         else:
-            feature[0][...] = dequantize(raw, self.encoder.output) if self.encoder.output.quantized else raw
-            if head_row is not None:
-                head_row[0][...] = quantize(feature[0], self.head.input)
-        feature[1][...] = feature[0]
-        if head_row is not None:
-            head_row[1][...] = head_row[0]
+            feature = dequantize(raw, self.encoder.output) if self.encoder.output.quantized else raw.astype(np.float32)
+            head_row = quantize(feature, self.head.input) if self.head.input.quantized else feature
+        self.features.append(feature)
+        if self.head_input is not self.features:
+            self.head_input.append(head_row)
 
     def _window_probs(self) -> np.ndarray:
         self.head.reset()
@@ -202,13 +196,19 @@ class WindowStream(Stream):
 def stream_for(predictor, **options) -> Stream:
     """``predictor.stream()``: the encoder + head next to its file, else a ``WindowStream`` (warned)."""
     from runtimes.modeldir import find_stream_parts
+    from runtimes.spec import ModelKind
 
-    parts = getattr(predictor, "stream_parts", None) or find_stream_parts(predictor.runtime.path)
+    kind, name = predictor.spec.kind, predictor.runtime.path.name
+    if kind in (ModelKind.STREAM_ENCODER, ModelKind.STREAM_HEAD):
+        raise InputError(f"{name}: a {kind.value} file; open the pair with runtimes.open_stream(encoder, head)")
+    if kind is ModelKind.IMAGE:  # one frame per prediction: nothing to cache
+        return WindowStream(predictor, **options)
+    parts = predictor.stream_parts or find_stream_parts(predictor.runtime.path)
     if parts is not None:
-        loaded = getattr(predictor, "load_options", None) or {}
+        loaded = predictor.load_options or {}
         return open_stream(*parts, device=str(predictor.runtime.device), **loaded, **options)
     warnings.warn(
-        f"{predictor.runtime.path.name}: no streaming parts beside it (stream_encoder/stream_head of the same "
+        f"{name}: no streaming parts beside it (stream_encoder/stream_head of the same "
         f"format and mode); re-running the whole clip model over the last {predictor.spec.frames} frames on every "
         "push. Export them with: edge-rcnn quantize ... --streaming", RuntimeWarning, stacklevel=3,
     )

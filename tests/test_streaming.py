@@ -1,0 +1,501 @@
+"""Streaming and the camera loop: frame by frame equals the whole clip, at every position.
+
+Files are exported once per module through ``converters`` (``streaming=True``): a tiny untrained
+model in float for the exact checks, the trained fixture model in int8 for top-1 agreement with
+the float Keras model on held-out video. Sources are videos written at test time and fakes of
+``cv2.VideoCapture`` for cameras that drop; nothing reaches a real address.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import runtimes
+from runtimes import InputError, MetadataError, ModelFileError, SourceError
+from runtimes.base import Device, DeviceKind, TensorInfo, quantize
+from runtimes.camera import Reconnect, open_source
+from runtimes.classify import make_prediction
+from runtimes.events import EventDetector, EventKind
+from runtimes.framecodec import FrameConverter
+from runtimes.loop import run_camera
+from runtimes.modeldir import MANIFEST_NAME, find_stream_parts, list_models, pick_model
+from runtimes.preprocess import InputSpec, prepare_frames
+from runtimes.streaming import FeatureStream, Ring, WindowStream
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------- files made once per module
+
+@pytest.fixture(scope="module")
+def float_dir(tmp_path_factory, tiny_model_file):
+    """model_float.{tflite,onnx} and their streaming parts, from the tiny untrained model."""
+    from converters import export
+
+    out = tmp_path_factory.mktemp("stream_float")
+    export(tiny_model_file, out, mode="float", formats="tflite,onnx", streaming=True, verify_samples=2, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def int8_dir(tmp_path_factory, trained_model_file, digits_dir):
+    """The trained model as int8 TFLite with its streaming parts, calibrated on the train split."""
+    from converters import quantize as quantize_model
+
+    out = tmp_path_factory.mktemp("stream_int8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few calibration clips: a warning, on purpose
+        quantize_model(trained_model_file, digits_dir, out, formats="tflite", streaming=True, split="train",
+                       samples=32, verify_samples=8, max_drop=100, progress=False)
+    return out
+
+
+def _decode(path: Path) -> np.ndarray:
+    import cv2
+
+    cap, frames = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame[:, :, ::-1])
+    cap.release()
+    return np.stack(frames)
+
+
+@pytest.fixture(scope="module")
+def held_out_video(digits_dir):
+    """The val clips of ``digits_dir`` one after another: a long RGB video the models never trained on."""
+    return np.concatenate([_decode(p) for p in sorted(Path(digits_dir, "val").glob("*/*.mp4"))])
+
+
+def _write_video(path: Path, frames: np.ndarray, fps: float = 10.0, size: tuple[int, int] | None = None) -> Path:
+    import cv2
+
+    h, w = size or frames.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for frame in frames:
+        writer.write(cv2.resize(np.ascontiguousarray(frame[:, :, ::-1]), (w, h), interpolation=cv2.INTER_AREA))
+    writer.release()
+    return path
+
+
+def _video(n: int, seed: int = 0, size=(40, 48)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, *size, 3), dtype=np.uint8)
+
+
+# ---------------------------------------------------------------- the streaming contract
+
+@pytest.mark.parametrize("ext", ["tflite", "onnx"])
+def test_push_equals_predict_on_the_last_T_frames_at_every_position(float_dir, ext):
+    p = runtimes.load(float_dir / f"model_float.{ext}")
+    s = p.stream()
+    assert isinstance(s, FeatureStream) and s.encoder.path.name == f"stream_encoder_float.{ext}"
+    T, video = p.spec.frames, _video(40)  # 40x48 frames: the model takes 32x32, push resizes
+    for i, frame in enumerate(video):
+        r = s.push(frame)
+        if i < T - 1:
+            assert r is None and not s.ready
+            continue
+        ref = p.predict(video[i - T + 1 : i + 1])
+        assert r.label == ref.label
+        np.testing.assert_allclose(r.probs, ref.probs, atol=1e-4)
+    s.reset()
+    assert [s.push(f) for f in video[: T - 1]] == [None] * (T - 1)
+    np.testing.assert_allclose(s.push(video[T - 1]).probs, p.predict(video[:T]).probs, atol=1e-4)
+
+
+def test_int8_stream_agrees_with_the_float_keras_model_on_held_out_video(int8_dir, trained_model_file, held_out_video):
+    from converters.calibration import normalize_clips
+    from edge_rcnn.model import load_model
+
+    model, config = load_model(trained_model_file)
+    T, video = config.frames, held_out_video
+    p = runtimes.load(int8_dir)
+    assert p.runtime.path.name == "model_int8.tflite"
+    s = p.stream()
+    pushed = [s.push(f) for f in video]
+    assert all(r is None for r in pushed[: T - 1]) and all(r is not None for r in pushed[T - 1 :])
+    windows = np.stack([video[i - T + 1 : i + 1] for i in range(T - 1, len(video))])
+    keras_top = np.concatenate([np.asarray(model(normalize_clips(windows[i : i + 32], config))).argmax(-1)
+                                for i in range(0, len(windows), 32)])
+    stream_top = np.array([r.index for r in pushed[T - 1 :]])
+    clip_ends = np.arange(0, len(windows), T)  # windows that are exactly one val clip
+    assert np.mean(stream_top[clip_ends] == keras_top[clip_ends]) >= 0.95
+    assert np.mean(stream_top == keras_top) >= 0.9  # every position, windows across two clips included
+    clip_top = np.array([p.predict(w).index for w in windows])  # the int8 clip model, window by window
+    assert np.mean(stream_top == clip_top) >= 0.9
+
+
+def test_every_k_runs_the_head_every_kth_push_and_smoothing_averages(float_dir):
+    p = runtimes.load(float_dir)
+    video, T = _video(30, seed=1), p.spec.frames
+    plain = p.stream()
+    every = p.stream(every=4)
+    smooth = p.stream(smoothing=0.6)
+    ema = None
+    for i, frame in enumerate(video):
+        a, b, c = plain.push(frame), every.push(frame), smooth.push(frame)
+        due = i + 1 - T
+        assert (b is not None) == (due >= 0 and due % 4 == 0)
+        if b is not None:
+            np.testing.assert_allclose(b.probs, a.probs, atol=1e-6)  # the encoder ran on every frame
+        if a is not None:
+            ema = a.probs if ema is None else 0.6 * ema + 0.4 * a.probs
+            np.testing.assert_allclose(c.probs, ema, atol=1e-6)
+            assert c.label == p.labels[int(np.argmax(ema))]
+    assert every.last is not None and every.frames_seen == len(video)
+    for bad in (dict(every=0), dict(every=1.5), dict(smoothing=1.0), dict(smoothing=-0.1), dict(topk=0)):
+        with pytest.raises(InputError, match=next(iter(bad))):
+            p.stream(**bad)
+
+
+def _counting(monkeypatch, runtime, calls: list):
+    real = runtime.run
+
+    def run(x):
+        calls.append(x.shape)
+        return real(x)
+
+    monkeypatch.setattr(runtime, "run", run)
+
+
+def test_push_costs_one_encoder_pass_and_one_head_call(float_dir, monkeypatch):
+    p = runtimes.load(float_dir / "model_float.tflite")
+    T, video = p.spec.frames, _video(30, seed=2)
+    s, enc, head = p.stream(every=1), [], []
+    _counting(monkeypatch, s.encoder, enc)
+    _counting(monkeypatch, s.head, head)
+    for frame in video:
+        s.push(frame)
+    assert len(enc) == 30 and all(shape[0] == 1 and len(shape) == 4 for shape in enc)  # one frame per call
+    assert len(head) == 30 - T + 1 and all(shape == (1, T, s.head.input.shape[-1]) for shape in head)
+    window, clip = WindowStream(p), []
+    _counting(monkeypatch, p.runtime, clip)
+    for frame in video:
+        window.push(frame)
+    assert len(clip) == 30 - T + 1 and all(shape[1] == T for shape in clip)  # T frames through the CNN per push
+
+
+def test_without_streaming_parts_the_clip_model_reruns_over_a_ring_with_a_warning(float_dir, tmp_path):
+    shutil.copy(float_dir / "model_float.tflite", tmp_path / "model_float.tflite")
+    p = runtimes.load(tmp_path)
+    assert p.stream_parts is None
+    with pytest.warns(RuntimeWarning, match="no streaming parts beside it.*--streaming"):
+        s = p.stream()
+    assert isinstance(s, WindowStream)
+    video, T = _video(20, seed=3), p.spec.frames
+    for i, frame in enumerate(video):
+        r = s.push(frame)
+        if i >= T - 1:
+            np.testing.assert_allclose(r.probs, p.predict(video[i - T + 1 : i + 1]).probs, atol=1e-6)
+
+
+def test_frame_conversion_table_equals_prepare_then_quantize():
+    rng = np.random.default_rng(4)
+    frames = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), rng.integers(0, 256, (45, 61, 3), dtype=np.uint8)]
+    tensors = [TensorInfo("x", (1, 32, 32, 3), "int8", 0.0078, -3), TensorInfo("x", (1, 32, 32, 3), "uint8", 0.004, 128),
+               TensorInfo("x", (1, 32, 32, 3), "float32")]
+    for mean, std in (((0.5,) * 3, (0.5,) * 3), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))):
+        spec = InputSpec((32, 32), 3, "rgb", mean, std)
+        for tensor in tensors:
+            convert = FrameConverter(spec, tensor)
+            for frame in frames:
+                for color in ("rgb", "bgr"):
+                    slow = prepare_frames([frame], spec, color)
+                    slow = quantize(slow, tensor) if tensor.quantized else slow
+                    assert convert._fast(frame, color) is not None
+                    np.testing.assert_array_equal(convert(frame, color), slow)
+    grey = InputSpec((32, 32), 1, "rgb", (0.5,), (0.5,))
+    convert = FrameConverter(grey, TensorInfo("x", (1, 32, 32, 1), "int8", 0.01, 0))
+    assert convert._fast(frames[0], "rgb") is None  # colour -> grey takes the general path
+    np.testing.assert_array_equal(convert(frames[0]), quantize(prepare_frames([frames[0]], grey), convert.tensor))
+    with pytest.raises(InputError, match="frame 0: dtype int32"):
+        convert(frames[0].astype(np.int32))
+
+
+def test_ring_keeps_the_last_rows_oldest_first_in_one_contiguous_view():
+    ring = Ring(3, (2,), np.int64)
+    for i in range(7):
+        ring.append(np.array([i, -i]))
+    window = ring.window()
+    assert window.tolist() == [[4, -4], [5, -5], [6, -6]] and window.flags["C_CONTIGUOUS"]
+    assert ring.data.shape == (6, 2)
+
+
+def test_open_stream_from_two_files_and_mismatched_pairs(float_dir, int8_dir, tmp_path):
+    from converters.metadata import embed_tflite_metadata
+    from runtimes.metadata import read_metadata
+
+    enc, head = float_dir / "stream_encoder_float.tflite", float_dir / "stream_head_float.tflite"
+    s = runtimes.open_stream(enc, head, "cpu", every=2, topk=2)
+    assert s.frames == 8 and s.every == 2 and s.labels == runtimes.load(float_dir).labels
+    assert all(s.push(f) is None for f in _video(7)) and len(s.push(_video(1)[0]).topk) == 2
+    with pytest.raises(MetadataError, match="a 'stream_head' file; expected a stream_encoder file"):
+        runtimes.open_stream(head, enc)
+    with pytest.raises(MetadataError, match="a 'clip' file; expected a stream_encoder file"):
+        runtimes.open_stream(float_dir / "model_float.tflite", head)
+    with pytest.raises(InputError, match="a stream_encoder file; open the pair with runtimes.open_stream"):
+        runtimes.load(enc).stream()
+    with pytest.raises(MetadataError, match="exported from different models"):
+        runtimes.open_stream(enc, int8_dir / "stream_head_int8.tflite")
+    meta = read_metadata(head) | {"source_sha256": "0" * 64}
+    other = tmp_path / "stream_head_float.tflite"
+    other.write_bytes(embed_tflite_metadata(head.read_bytes(), meta))
+    with pytest.raises(MetadataError, match="exported from different models"):
+        runtimes.open_stream(enc, other)
+
+
+def test_export_folder_manifest_glob_and_choice(float_dir, int8_dir, tmp_path):
+    for path in (*float_dir.iterdir(), *int8_dir.iterdir()):
+        if path.suffix in (".tflite", ".onnx"):
+            shutil.copy(path, tmp_path / path.name)
+    shutil.copy(float_dir / MANIFEST_NAME, tmp_path / MANIFEST_NAME)  # lists the float files only
+    listed = {e.path.name: (e.format, e.mode, e.kind) for e in list_models(tmp_path)}
+    assert listed["stream_head_float.onnx"] == ("onnx", "float", "stream_head") and "model_int8.tflite" not in listed
+    (tmp_path / MANIFEST_NAME).unlink()  # without it: every file's own metadata
+    listed = {e.path.name: (e.format, e.mode, e.kind) for e in list_models(tmp_path)}
+    assert listed["model_int8.tflite"] == ("tflite", "int8", "clip") and len(listed) == 9
+    assert pick_model(tmp_path, Device(DeviceKind.CPU)).path.name == "model_int8.tflite"  # int8 first
+    assert pick_model(tmp_path, Device(DeviceKind.CUDA)).path.name == "model_float.onnx"
+    assert find_stream_parts(tmp_path / "model_float.tflite") == (
+        tmp_path / "stream_encoder_float.tflite", tmp_path / "stream_head_float.tflite")
+    assert find_stream_parts(tmp_path / "model_int8.tflite")[1].name == "stream_head_int8.tflite"
+    (tmp_path / MANIFEST_NAME).write_text("{not json")
+    with pytest.raises(MetadataError, match="not an edge-rcnn manifest"):
+        runtimes.load(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelFileError, match="no clip model to run on cpu"):
+        runtimes.load(tmp_path / "empty", "cpu")
+
+
+# ---------------------------------------------------------------- events
+
+def _pred(score: float, index: int = 0):
+    probs = np.full(3, (1 - score) / 2, np.float32)
+    probs[index] = score
+    return make_prediction(probs, ("a", "b", "c"))
+
+
+def test_events_need_a_held_label_and_end_below_the_release_threshold():
+    d = EventDetector(0.8, release=0.6, hold=3)
+    scores = [0.9, 0.5, 0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.7, 0.65, 0.9, 0.55, 0.9]
+    fired = [(i, e.kind, e.label, round(e.score, 2)) for i, s in enumerate(scores)
+             for e in d.update(_pred(s), i, i / 10)]
+    assert fired == [(7, EventKind.START, "a", 0.9), (11, EventKind.END, "a", 0.55)]  # flicker fires nothing
+    fired = [d.update(_pred(0.95, index=1), 20 + i, 2.0 + i / 10) for i in range(3)]
+    assert [len(f) for f in fired] == [0, 0, 1] and d.active == (1, "b")
+    (end,) = d.update(_pred(0.95, index=2), 23, 2.3)
+    assert (end.kind, end.label, end.frame) == (EventKind.END, "b", 23)
+    assert end.to_dict() == {"event": "end", "label": "b", "score": pytest.approx(0.025), "frame": 23, "time": 2.3}
+    low = EventDetector(0.5, release=0.3, hold=1)
+    assert [e.label for e in low.update(make_prediction(np.array([0.1, 0.8, 0.1]), "abc"), 0, 0.0)] == ["b"]
+    assert low.update(make_prediction(np.array([0.05, 0.4, 0.55]), "abc"), 1, 0.1) == ()  # b holds above release
+    swap = low.update(make_prediction(np.array([0.05, 0.1, 0.85]), "abc"), 2, 0.2)
+    assert [(e.kind, e.label) for e in swap] == [(EventKind.END, "b"), (EventKind.START, "c")]
+    for _ in range(3):
+        d.update(_pred(0.99), 30, 3.0)
+    assert [e.kind for e in d.finish(31, 3.1)] == [EventKind.END] and d.finish(31, 3.1) == ()
+    for bad, match in ((dict(threshold=1.5), "threshold"), (dict(release=0.9), "release"), (dict(hold=0), "hold")):
+        with pytest.raises(InputError, match=match):
+            EventDetector(**{"threshold": 0.8, **bad})
+
+
+# ---------------------------------------------------------------- the camera loop
+
+def test_run_yields_a_result_per_frame(float_dir):
+    p = runtimes.load(float_dir)
+    video, T = _video(20, seed=5), p.spec.frames
+    results = list(p.run(video, every=2, threshold=0.9))
+    assert [r.frame.index for r in results] == list(range(20))
+    assert [r.prediction is not None for r in results] == [i >= T - 1 and (i - T + 1) % 2 == 0 for i in range(20)]
+    assert results[-2].prediction is None and results[-2].latest is results[-3].prediction  # the last one stays
+    assert results[3].frame.time == pytest.approx(0.1)  # arrays have no clock: frame i is at i / 30 s
+    run = p.run(video[:12], max_frames=10)
+    assert len(list(run)) == 10 and run.summary().frames == 10
+
+
+def test_cli_run_on_a_video_saves_annotations_and_events(int8_dir, held_out_video, tmp_path, capsys):
+    from edge_rcnn.cli import main
+
+    video = _write_video(tmp_path / "long.mp4", held_out_video, fps=10.0, size=(48, 40))  # not the model's size
+    saved, events = tmp_path / "annotated.mp4", tmp_path / "events.jsonl"
+    argv = ["run", str(int8_dir), "--source", str(video), "--save", str(saved), "--events", str(events),
+            "--threshold", "0.6", "--hold", "2"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    n = len(held_out_video)
+    assert out[-1].startswith(f"{video}: {n} frames") and f"{n - 7} predictions" in out[-1]
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert lines and lines == [json.loads(line) for line in out[:-1]]  # printed as they happen, and written
+    assert [e["event"] for e in lines] == ["start", "end"] * (len(lines) // 2)  # every event ends
+    assert all(e["time"] == pytest.approx(e["frame"] / 10.0) and set(e) == {"event", "label", "score", "frame", "time"}
+               for e in lines)
+    assert len(_decode(saved)) == n and sorted(p.name for p in tmp_path.iterdir()) == ["annotated.mp4", "events.jsonl",
+                                                                                     "long.mp4"]
+    assert main(argv[:4] + ["--max-frames", "20", "--json", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["frames"] == 20 and summary["dropped"] == 0 and not summary["interrupted"]
+
+
+def test_ctrl_c_stops_cleanly_with_the_files_finished(float_dir, tmp_path):
+    p = runtimes.load(float_dir)
+
+    def camera():
+        yield from _video(25, seed=6)
+        raise KeyboardInterrupt
+
+    summary = run_camera(p, camera(), save=tmp_path / "a.avi", events=tmp_path / "e.jsonl", threshold=0.2, hold=1)
+    assert summary.interrupted and summary.frames == 25 and summary.predictions == 18
+    assert len(_decode(tmp_path / "a.avi")) == 25 and sorted(x.name for x in tmp_path.iterdir()) == ["a.avi", "e.jsonl"]
+    kinds = [json.loads(line)["event"] for line in (tmp_path / "e.jsonl").read_text().splitlines()]
+    assert kinds[0] == "start" and kinds[-1] == "end"  # the event still on at Ctrl-C is ended
+
+
+class FakeCapture:
+    """``cv2.VideoCapture`` stand-in: scripted reads (an array, or None for a failed read)."""
+
+    def __init__(self, reads=(), opened=True):
+        self.reads, self.opened = list(reads), opened
+
+    def isOpened(self):
+        return self.opened
+
+    def read(self):
+        item = self.reads.pop(0) if self.reads else None
+        return (item is not None), item
+
+    def get(self, prop):
+        return 10.0
+
+    def release(self):
+        self.opened = False
+
+
+def test_a_live_source_that_drops_is_reopened_with_backoff(float_dir, monkeypatch, tmp_path):
+    frames = list(_video(9, seed=7))
+    captures = iter([FakeCapture(frames[:5]), FakeCapture(opened=False), FakeCapture(frames[5:]),
+                     *[FakeCapture(opened=False)] * 3])
+    sleeps = []
+    monkeypatch.setattr("runtimes.camera.time.sleep", sleeps.append)
+    p = runtimes.load(float_dir)
+    with pytest.raises(SourceError, match="rtsp://cam/1: lost, and not back after 3 reconnection attempts") as err:
+        run_camera(p, "rtsp://cam/1", save=tmp_path / "a.mp4", reconnect=Reconnect(retries=3, backoff=0.5, max_backoff=1.0),
+                   open_capture=lambda target: next(captures))
+    assert sleeps == [0.5, 1.0, 0.5, 1.0, 1.0]  # doubling, capped; the first reopening worked on its second try
+    s = err.value.summary
+    assert (s.frames, s.reconnects, s.dropped, s.predictions) == (9, 1, 6, 2)
+    assert len(_decode(tmp_path / "a.mp4")) == 9  # the files are finished before the error
+
+
+def test_decode_errors_in_a_file_are_skipped_and_counted(tmp_path):
+    f = _video(3, seed=8)
+    (tmp_path / "x.mp4").write_bytes(b"")
+    source = open_source(tmp_path / "x.mp4", open_capture=lambda t: FakeCapture([f[0], None, f[1], None, None, f[2]]))
+    got = list(source)
+    assert [x.index for x in got] == [0, 1, 2] and source.dropped == 3 and source.reconnects == 0
+    assert all(np.array_equal(a.image, b) for a, b in zip(got, f)) and got[2].time == pytest.approx(0.2)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_bad_sources_are_one_line_and_exit_2(float_dir, tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "corrupt.mp4").write_bytes(np.random.default_rng(9).bytes(4096))
+    (tmp_path / "no_images").mkdir()
+    (tmp_path / "no_images" / "notes.txt").write_text("x")
+    port = _closed_port()
+    cases = {
+        "99": "camera 99: cannot open it", "/dev/video99": "camera /dev/video99: cannot open it",
+        f"rtsp://127.0.0.1:{port}/stream": "cannot open the stream", f"http://127.0.0.1:{port}/v.mp4": "cannot open the stream",
+        str(tmp_path / "empty.mp4"): "not a readable video", str(tmp_path / "corrupt.mp4"): "not a readable video",
+        str(tmp_path / "no_images"): "no frame images", str(tmp_path / "nope.mp4"): "no such video",
+    }
+    # A fresh process, as a user runs it: OpenCV/FFmpeg print their own lines to the C stderr, which
+    # only a new process shows as the user would see it. One line per case between the markers.
+    done = _run_python(f"""
+        import sys
+        from edge_rcnn.cli import main
+        for source in {list(cases)!r}:
+            code = main(["run", {str(float_dir / "model_float.onnx")!r}, "--source", source])
+            sys.stderr.write(f"=== {{code}}\\n")
+            sys.stderr.flush()
+    """)
+    runs, lines = [], []
+    for line in done.stderr.splitlines():
+        if line.startswith("=== "):
+            runs.append((int(line[4:]), lines))
+            lines = []
+        elif line.strip():
+            lines.append(line)
+    assert done.returncode == 0 and len(runs) == len(cases), done.stderr
+    for (source, expect), (code, lines) in zip(cases.items(), runs):
+        assert code == 2 and len(lines) == 1, (source, lines)
+        assert lines[0].startswith("edge-rcnn run: error: ") and expect in lines[0], (source, lines)
+    with pytest.raises(SourceError, match="got True"):
+        open_source(True)
+
+
+def _run_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+
+
+# ---------------------------------------------------------------- bounded memory, no TensorFlow
+
+def _rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    pytest.skip("no /proc/self/status VmRSS on this system")
+
+
+def test_memory_stays_flat_on_a_long_stream(float_dir):
+    p = runtimes.load(float_dir / "model_float.tflite")
+    pool = _video(16, seed=10, size=(32, 32))
+    total, warm, rss = 40_000, 4_000, {}
+
+    def camera():
+        for i in range(total):
+            if i == warm:
+                rss["warm"] = _rss_kb()
+            yield pool[i % 16].copy()  # a new array per frame, as a camera gives
+
+    run = p.run(camera(), threshold=0.3, hold=1)
+    for _ in run:
+        pass
+    growth_kb = _rss_kb() - rss["warm"]
+    assert run.frames == total and growth_kb < 2048, f"RSS grew {growth_kb} kB over {total - warm} frames"
+
+
+def test_streaming_never_imports_tensorflow(float_dir):
+    code = f"""
+        import sys, warnings, numpy as np, runtimes
+        s = runtimes.open_stream({str(float_dir / 'stream_encoder_float.tflite')!r},
+                                 {str(float_dir / 'stream_head_float.tflite')!r})
+        frames = np.zeros((10, 24, 40, 3), np.uint8)
+        assert [s.push(f) is None for f in frames[:8]].count(False) == 1
+        p = runtimes.load({str(float_dir)!r})
+        results = list(p.run(frames))
+        banned = [m for m in ('tensorflow', 'keras', 'tf_keras', 'edge_rcnn', 'converters') if m in sys.modules]
+        assert not banned, banned
+        print(results[-1].latest.label)
+    """
+    done = _run_python(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in runtimes.load(float_dir).labels
