@@ -147,7 +147,7 @@ def test_digits_dir_layout_metadata_and_readable_mp4(digits_dir):
     meta = json.loads((digits_dir / "dataset.json").read_text())
     assert meta["name"] == "moving-digits" and meta["labels"] == labels and meta["flip_invariant"] is False
     assert (meta["frames"], meta["size"], meta["seed"]) == (TINY_FRAMES, 32, 0)
-    for split, count in (("train", 13), ("val", 3)):  # 16 clips per class, val_fraction 0.2
+    for split, count in (("train", 19), ("val", 5)):  # 24 clips per class, val_fraction 0.2
         for label in labels:
             assert len(list((digits_dir / split / label).glob("*.mp4"))) == count
     assert not [p for p in digits_dir.iterdir() if p.name.startswith(".")]  # staging folder removed
