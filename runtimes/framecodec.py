@@ -7,9 +7,10 @@ into one 256-entry table per channel, built once with the very same float32 oper
     table[c, v] = quantize((v / 255 - mean[c]) / std[c], input)    # int8/uint8 input
     table[c, v] = (v / 255 - mean[c]) / std[c]                     # float input
 
-and a frame becomes ``table[c][frame[..., c]]`` -- bit-identical to the slow path. Frames that
-need anything else (float pixels, a numpy resize without OpenCV, colour to grey, channels
-first) take the slow path through ``prepare_frames``; the result is the same.
+and a frame becomes ``table[c][frame[..., c]]`` -- bit-identical to the slow path (``cv2.LUT``
+when OpenCV is installed, ``np.take`` otherwise). Frames that need anything else (float pixels,
+a numpy resize without OpenCV, colour to grey, channels first) take the slow path through
+``prepare_frames``; the result is the same.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def make_table(spec: InputSpec, tensor: TensorInfo) -> np.ndarray:
     return np.ascontiguousarray(table.T)
 
 
+_CV_TABLE_TYPES = ("int8", "uint8", "int16", "uint16", "int32", "float32", "float64")
+
+
 class FrameConverter:
     """``converter(frame, color)`` -> ``(1, H, W, C)`` array in the input tensor's dtype.
 
@@ -43,6 +47,13 @@ class FrameConverter:
         self.shared = bool((self.table == self.table[0]).all())  # same normalization on every channel
         self.out = np.empty((1, *spec.input_size, spec.channels), dtype=tensor.dtype)
         self._scratch = np.empty((*spec.input_size, spec.channels), dtype=tensor.dtype)
+        try:
+            import cv2
+        except ImportError:
+            cv2 = None
+        self.cv2 = cv2 if cv2 is not None and np.dtype(tensor.dtype).name in _CV_TABLE_TYPES else None
+        # cv2.LUT's table: (1, 256) for one table, (1, 256, C) for one per channel.
+        self._cv_table = self.table[:1] if self.shared else np.ascontiguousarray(self.table.T[None])
 
     def _fast(self, frame: np.ndarray, color: str) -> np.ndarray | None:
         spec = self.spec
@@ -57,6 +68,14 @@ class FrameConverter:
             return None
         swap = spec.channels == 3 and color != spec.color_order
         out = self.out[0]
+        if self.cv2 is not None:
+            if swap:
+                frame = self.cv2.cvtColor(frame, self.cv2.COLOR_BGR2RGB)  # reverses the channels either way
+            dst = out if spec.channels == 3 else out[:, :, 0]
+            got = self.cv2.LUT(frame if spec.channels == 3 else frame[:, :, 0], self._cv_table, dst=dst)
+            if got.ctypes.data != dst.ctypes.data:  # OpenCV made a new array instead of filling ours
+                dst[...] = got
+            return self.out
         if self.shared:
             if swap:
                 np.take(self.table[0], frame, out=self._scratch, mode="clip")
