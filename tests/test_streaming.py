@@ -352,15 +352,19 @@ def test_cli_run_on_a_video_saves_annotations_and_events(int8_dir, held_out_vide
     assert summary["frames"] == 20 and summary["dropped"] == 0 and not summary["interrupted"]
 
 
-def test_ctrl_c_stops_cleanly_with_the_files_finished(float_dir, tmp_path):
+def test_ctrl_c_stops_cleanly_with_the_files_finished(float_dir, tmp_path, capsys):
     p = runtimes.load(float_dir)
 
     def camera():
         yield from _video(25, seed=6)
         raise KeyboardInterrupt
 
-    summary = run_camera(p, camera(), save=tmp_path / "a.avi", events=tmp_path / "e.jsonl", threshold=0.2, hold=1)
+    summary = run_camera(p, camera(), save=tmp_path / "a.avi", events=tmp_path / "e.jsonl", threshold=0.2, hold=1,
+                         progress=True)
     assert summary.interrupted and summary.frames == 25 and summary.predictions == 18
+    assert summary.line().endswith("(interrupted)") and "25 frames" in summary.line()
+    progress = capsys.readouterr().err
+    assert progress.startswith("\r1 frames") and " FPS " in progress and progress.endswith("\n")
     assert len(_decode(tmp_path / "a.avi")) == 25 and sorted(x.name for x in tmp_path.iterdir()) == ["a.avi", "e.jsonl"]
     kinds = [json.loads(line)["event"] for line in (tmp_path / "e.jsonl").read_text().splitlines()]
     assert kinds[0] == "start" and kinds[-1] == "end"  # the event still on at Ctrl-C is ended
