@@ -44,7 +44,9 @@ def build_graph(job, batch_size: int | None, unroll: bool | None = None):
 
     if job.part is Part.CLIP:
         return rebuild(job.model, job.config, batch_size=batch_size, unroll=unroll)
-    encoder, head = split_for_streaming(job.model, job.config, batch_size=batch_size)
+    # unroll=None (TFLite) keeps the head unrolled: no state inside the file. ONNX asks for
+    # unroll=False and gets native LSTM/GRU nodes, stateless in ONNX Runtime.
+    encoder, head = split_for_streaming(job.model, job.config, batch_size=batch_size, unroll=unroll is not False)
     return encoder if job.part is Part.STREAM_ENCODER else head
 
 

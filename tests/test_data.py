@@ -171,7 +171,7 @@ def test_scan_folder_on_videos_uses_train_val_and_dataset_json(digits_dir):
         warnings.simplefilter("error")  # a clean folder scans without warnings
         index = scan_folder(digits_dir, frames=TINY_FRAMES)
     assert index.labels == tuple(f"{d}_{m}" for d in TINY_DIGITS for m in TINY_DIRECTIONS)  # file order
-    assert (len(index.train), len(index.val)) == (4 * 13, 4 * 3)
+    assert (len(index.train), len(index.val)) == (4 * 19, 4 * 5)
     assert all(r.kind == "video" and r.path.parent.name == r.label for r in index.train + index.val)
     assert all("val" in r.path.parts for r in index.val)
     assert index.flip_invariant is False and index.skipped == ()
@@ -407,11 +407,11 @@ def test_make_dataset_shapes_and_augmentation_only_in_training(digits_dir):
 
     config = tiny_model_config()
     index = scan_folder(digits_dir, frames=TINY_FRAMES)
-    val = make_dataset(index.val, config, batch=5, training=False)
+    val = make_dataset(index.val, config, batch=6, training=False)
     first = [(x.numpy(), y.numpy()) for x, y in val]
     second = [(x.numpy(), y.numpy()) for x, y in val]
-    assert [len(y) for _, y in first] == [5, 5, 2]
-    assert first[0][0].shape == (5, *config.input_shape) and first[0][0].dtype == np.float32
+    assert [len(y) for _, y in first] == [6, 6, 6, 2]
+    assert first[0][0].shape == (6, *config.input_shape) and first[0][0].dtype == np.float32
     assert first[0][1].dtype == np.int64
     for (xa, ya), (xb, yb) in zip(first, second):
         np.testing.assert_array_equal(xa, xb)
@@ -421,17 +421,17 @@ def test_make_dataset_shapes_and_augmentation_only_in_training(digits_dir):
     np.testing.assert_array_equal(np.concatenate([y for _, y in first]), y_ref)
 
     # Training: augmented (pixels differ from the plain decode), seeded, reshuffled each epoch.
-    train = make_dataset(index.val, config, batch=12, training=True, seed=5)
-    [(xa, ya)] = [(x.numpy(), y.numpy()) for x, y in train]  # 12 val clips: one batch per epoch
+    train = make_dataset(index.val, config, batch=20, training=True, seed=5)
+    [(xa, ya)] = [(x.numpy(), y.numpy()) for x, y in train]  # 20 val clips: one batch per epoch
     [(xb, yb)] = [(x.numpy(), y.numpy()) for x, y in train]
-    assert xa.shape == (12, *config.input_shape)
+    assert xa.shape == (20, *config.input_shape)
     assert sorted(ya.tolist()) == sorted(y_ref.tolist())
     plain = normalize(x_ref, config)
     for sample, label in zip(xa, ya):
         candidates = plain[y_ref == label]
         assert not any(np.allclose(sample, c, atol=1e-3) for c in candidates)
     assert not np.array_equal(xa, xb)  # new crops/order next epoch
-    again = next(iter(make_dataset(index.val, config, batch=12, training=True, seed=5)))
+    again = next(iter(make_dataset(index.val, config, batch=20, training=True, seed=5)))
     np.testing.assert_array_equal(again[0].numpy(), xa)  # same seed, same first epoch
 
 
