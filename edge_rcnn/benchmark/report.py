@@ -144,7 +144,7 @@ def plot_rows(rows, path: Path, title: str = "") -> None:
     spread = [max((r.extra.get("frame_p90_ms") if r.frame_ms is not None else r.p90_ms) or lat, lat) - lat
               for r, lat in zip(ok, latency)]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
-    panels = (("ms per prediction (p50, whisker p90)\nstream: per frame", latency, spread),
+    panels = (("ms per prediction (p50, whisker p90; log scale)\nstream: per frame", latency, spread),
               ("size MB", [r.size_mb or 0.0 for r in ok], None),
               ("val top-1 %", [r.accuracy or 0.0 for r in ok], None))
     for ax, (label, values, err) in zip(axes, panels):
@@ -152,6 +152,8 @@ def plot_rows(rows, path: Path, title: str = "") -> None:
         ax.bar_label(bars, fmt="%.3g", fontsize=7)
         ax.set_title(label, fontsize=9)
         ax.tick_params(axis="x", rotation=35, labelsize=8)
+        if err is not None and min(values, default=0) > 0:
+            ax.set_yscale("log")  # Keras is ~100x the exported files: a linear axis hides them
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110)
