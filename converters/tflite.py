@@ -79,7 +79,11 @@ def convert_bytes(job: ExportJob, quantizer: str | None = None) -> bytes:
     from edge_rcnn._keras import tf
 
     tf = tf()
-    static = build_graph(job, batch_size=1)
+    from converters.config import LstmKernel
+
+    # The clip model's LSTM as the fused op or unrolled (see LstmKernel); streaming heads are
+    # always unrolled (no state in the file) and GRUs always are (no fused op).
+    static = build_graph(job, batch_size=1, unroll=True if job.settings.tflite_lstm is LstmKernel.UNROLLED else None)
     converter = tf.lite.TFLiteConverter.from_keras_model(static)
     _SETUP[job.settings.mode](converter, job, tf)
     if quantizer is not None:

@@ -174,9 +174,9 @@ def assert_full_int8(path: Path, io_dtype: str = "int8") -> None:
     assert check_ops(path.read_bytes(), full_integer=True) == []
 
 
-@pytest.mark.parametrize("rnn", ["lstm", "gru"])
+@pytest.mark.parametrize("rnn, kernel", [("lstm", "unrolled"), ("lstm", "fused"), ("gru", None)])
 @pytest.mark.parametrize("backbone", sorted(__import__("edge_rcnn.backbones", fromlist=["BACKBONES"]).BACKBONES))
-def test_int8_tflite_is_builtin_int8_for_every_backbone_and_rnn(tmp_path, backbone, rnn):
+def test_int8_tflite_is_builtin_int8_for_every_backbone_and_rnn(tmp_path, backbone, rnn, kernel):
     from converters.calibration import ClipSet
     from converters.config import ConvertConfig
     from converters.job import ExportJob
@@ -186,11 +186,14 @@ def test_int8_tflite_is_builtin_int8_for_every_backbone_and_rnn(tmp_path, backbo
     config = tiny_model_config(backbone=backbone, rnn=rnn, width=4, units=8, frames=4)
     rng = np.random.default_rng(0)
     clips = ClipSet(rng.integers(0, 256, (4, *config.input_shape), dtype=np.uint8), None, "random")
-    job = ExportJob(build_model(config), config, ConvertConfig(formats=("tflite",)), tmp_path, "0" * 64, clips, False)
+    settings = ConvertConfig(formats=("tflite",), lstm_kernel=kernel)
+    job = ExportJob(build_model(config), config, settings, tmp_path, "0" * 64, clips, False)
     exported = convert(job)
     assert_full_int8(exported.path)
     ops = exported.details["ops"]
-    assert ("UNIDIRECTIONAL_SEQUENCE_LSTM" in ops) == (rnn == "lstm")  # LSTM fused; GRU unrolled into builtins
+    # The fused LSTM op only when asked for; int8 defaults to unrolled, GRU has no fused op.
+    assert ("UNIDIRECTIONAL_SEQUENCE_LSTM" in ops) == (kernel == "fused")
+    assert ("FULLY_CONNECTED" in ops and "LOGISTIC" in ops) == (kernel != "fused")
 
 
 def test_int8_uint8_and_float_io(io_float_run, int8_run):
@@ -238,6 +241,28 @@ def test_onnx_graphs(int8_run, plain_runs):
     assert [n.split("(")[0] for n in float_compute_nodes(q)] == ["LSTM"]  # what ORT leaves in float
     entry = next(f for f in int8_run.document["files"] if f["format"] == "onnx")
     assert entry["float_nodes"] and entry["notes"] and "LSTM" in entry["notes"][0]
+
+
+def test_onnx_int8_for_cpu_uses_uint8_activations_and_int8_weights(tmp_path, tiny_model_file, digits_dir):
+    import onnx
+
+    from converters import quantize
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = quantize(tiny_model_file, digits_dir, tmp_path, formats="onnx", onnx_int8="cpu", progress=False, **FAST)
+    q = onnx.load(str(written(report, ".onnx")))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in q.graph.initializer}
+    weights = {n.input[0] for n in q.graph.node if n.op_type in ("Conv", "MatMul", "Gemm")}
+    dtypes = {"activation": set(), "weight": set()}
+    for node in q.graph.node:
+        if node.op_type == "DequantizeLinear" and len(node.input) > 2 and node.input[2] in inits:
+            kind = "weight" if node.output[0] in {w for n in q.graph.node for w in n.input[1:2]} else "activation"
+            dtypes[kind].add(inits[node.input[2]].dtype)
+    assert np.dtype(np.uint8) in dtypes["activation"] and dtypes["weight"] <= {np.dtype(np.int8), np.dtype(np.int32)}
+    assert weights  # compute nodes were quantized
+    assert report.document["settings"]["onnx_int8"] == "cpu"
+    assert report.comparisons[0].agreement >= 0.9
 
 
 def test_onnx_dynamic_batch(tmp_path, tiny_model_file):
@@ -410,11 +435,11 @@ def test_info(int8_run):
     details = info(written(int8_run, ".tflite"))
     assert details["format"] == "tflite" and details["metadata"]["mode"] == "int8"
     assert details["inputs"][0]["dtype"] == "int8" and details["inputs"][0]["scale"] > 0
-    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in details["ops"] and details["ops_with_float_tensors"] == []
+    assert "FULLY_CONNECTED" in details["ops"] and details["ops_with_float_tensors"] == []  # int8: LSTM unrolled
     onnx_details = info(written(int8_run, ".onnx"))
     assert onnx_details["opset"] >= 17 and onnx_details["float_compute_nodes"][0].startswith("LSTM")
     code, out, _ = run_cli("info", written(int8_run, ".tflite"))
-    assert code == 0 and "scale" in out and "UNIDIRECTIONAL_SEQUENCE_LSTM" in out and "0_right" in out
+    assert code == 0 and "scale" in out and "FULLY_CONNECTED" in out and "0_right" in out
     code, out, _ = run_cli("info", written(int8_run, ".onnx"), "--json")
     assert code == 0 and json.loads(out)["metadata"]["labels"][0] == "0_right"
 

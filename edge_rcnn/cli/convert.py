@@ -63,6 +63,12 @@ def _common(p: argparse.ArgumentParser, *, dynamic_batch: bool) -> None:
     p.add_argument("--seed", type=int, default=0)
     if dynamic_batch:
         p.add_argument("--dynamic-batch", action="store_true", help="ONNX: dynamic batch axis (default: static batch 1)")
+        p.add_argument("--tflite-lstm", dest="lstm_kernel", default=None,
+                       help="TFLite LSTM layout: unrolled (default for int8: fastest int8 on CPUs) or fused "
+                            "(default otherwise: one op, smallest file)")
+        p.add_argument("--onnx-int8", default="tensorrt",
+                       help="int8 ONNX for tensorrt (default: symmetric activations, Jetson) or cpu "
+                            "(uint8 activations: ONNX Runtime's fast CPU path)")
         p.add_argument("-o", "--out", required=True, help="output folder (model_<mode>.<ext>, report.json)")
 
 
@@ -89,6 +95,7 @@ def cmd_quantize(args) -> int:
         args.model, args.calib, args.out, formats=formats, mode=args.mode, io=args.io, samples=args.samples,
         verify_samples=args.verify_samples, max_drop=args.max_drop, dynamic_batch=args.dynamic_batch,
         split=args.split, seed=args.seed, streaming=args.streaming,
+        lstm_kernel=args.lstm_kernel, onnx_int8=args.onnx_int8,
     ))
 
 
@@ -99,6 +106,7 @@ def cmd_export(args) -> int:
         args.model, args.out, data=args.data, formats=args.format, mode=args.mode,
         verify_samples=args.verify_samples, max_drop=args.max_drop, dynamic_batch=args.dynamic_batch,
         split=args.split, seed=args.seed, streaming=args.streaming,
+        lstm_kernel=args.lstm_kernel, onnx_int8=args.onnx_int8,
     ))
 
 
