@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edge_rcnn.errors import ModelFileError
+from edge_rcnn.errors import ModelFileError, first_line
 
 
 def info(path: str | os.PathLike) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def _tflite_details(path: Path, meta: dict[str, Any] | None) -> dict[str, Any]:
 
         interpreter = make_interpreter(path.read_bytes())
     except Exception as exc:  # custom ops (edgetpu-custom-op) need their delegate to load
-        details["io_source"] = f"metadata (the interpreter cannot load it here: {str(exc).splitlines()[0][:120]})"
+        details["io_source"] = f"metadata (the interpreter cannot load it here: {first_line(exc, 120)})"
         details["inputs"] = [meta["input"]] if meta else []
         details["outputs"] = [meta["output"]] if meta else []
         return details

@@ -18,7 +18,7 @@ from typing import Any
 
 from converters.config import Format, Mode
 from converters.job import ExportedFile, ExportJob
-from edge_rcnn.errors import ConversionError, RuntimeUnavailableError
+from edge_rcnn.errors import ConversionError, RuntimeUnavailableError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -219,4 +219,4 @@ def _import(name: str):
 
 
 def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    return first_line(exc, 300)

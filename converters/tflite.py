@@ -18,7 +18,7 @@ import numpy as np
 
 from converters.config import Format, IoType, Mode
 from converters.job import ExportedFile, ExportJob
-from edge_rcnn.errors import ConversionError
+from edge_rcnn.errors import ConversionError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def convert_bytes(job: ExportJob, quantizer: str | None = None) -> bytes:
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
             return bytes(converter.convert())
     except Exception as exc:  # the converter raises ConverterError/RuntimeError with pages of MLIR
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        first = first_line(exc, 300)
         raise ConversionError(f"TFLite {job.settings.mode.value} conversion failed: {first}") from None
 
 
@@ -155,7 +155,7 @@ def check_ops(content: bytes, full_integer: bool) -> list[str]:
     try:
         interpreter = make_interpreter(content)
     except (RuntimeError, ValueError) as exc:  # e.g. a Flex op: a stock interpreter has no kernel
-        return [f"does not load in a stock LiteRT interpreter ({str(exc).strip().splitlines()[0][:200]})"]
+        return [f"does not load in a stock LiteRT interpreter ({first_line(exc)})"]
     dtypes = {t["index"]: np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
     graph_in = {d["index"] for d in interpreter.get_input_details()}
     graph_out = {d["index"] for d in interpreter.get_output_details()}

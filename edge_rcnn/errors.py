@@ -9,6 +9,7 @@ from runtimes.errors import (  # noqa: F401  (re-exported: one hierarchy for the
     ModelFileError,
     RuntimeUnavailableError,
     SourceError,
+    first_line,
 )
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from edge_rcnn._keras import keras
 from edge_rcnn.backbones import build_backbone
 from edge_rcnn.config import InputMode, ModelConfig, RnnType
-from edge_rcnn.errors import ModelFileError
+from edge_rcnn.errors import ModelFileError, first_line
 
 CONFIG_ENTRY = "edge_rcnn_config.json"  # our file inside the .keras zip
 
@@ -145,8 +145,7 @@ def load_model(path: str | os.PathLike):
     try:
         model = keras().models.load_model(str(path), compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises TypeError/ValueError for unknown layers, OSError for I/O
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelFileError(f"{path}: cannot load the Keras model safely ({first[:200]})") from None
+        raise ModelFileError(f"{path}: cannot load the Keras model safely ({first_line(exc)})") from None
     return model, config
 
 

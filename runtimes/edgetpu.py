@@ -14,7 +14,7 @@ import warnings
 from typing import Any
 
 from runtimes.base import DeviceKind, register_runtime
-from runtimes.errors import RuntimeUnavailableError
+from runtimes.errors import RuntimeUnavailableError, first_line
 from runtimes.litert import LiteRtModule, LiteRtRuntime, import_litert
 
 EDGETPU_LIBRARY = {
@@ -61,7 +61,7 @@ def load_edgetpu_delegate(device: str = "", lite: LiteRtModule | None = None) ->
     try:
         return lite.load_delegate(library, options)
     except (ValueError, OSError, RuntimeError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160] or "no such device"
+        reason = first_line(exc, 160) or "no such device"
         raise RuntimeUnavailableError(
             f"device {asked}: no Edge TPU opened through {library} ({reason}); found: {describe_found()}"
         ) from None

@@ -33,3 +33,12 @@ class RuntimeUnavailableError(EdgeRcnnError, RuntimeError):
 
 class SourceError(EdgeRcnnError, OSError):
     """A camera, stream, video file or frame folder that cannot be opened or read."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type name if empty), cut to ``limit`` chars.
+
+    Libraries underneath (TensorFlow, LiteRT, ONNX Runtime) raise pages of text; our errors quote
+    only this line so they stay one line.
+    """
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]

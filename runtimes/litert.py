@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from runtimes.base import Device, DeviceKind, Runtime, TensorInfo, check_threads, register_runtime
-from runtimes.errors import ModelFileError, RuntimeUnavailableError
+from runtimes.errors import ModelFileError, RuntimeUnavailableError, first_line
 from runtimes.metadata import read_metadata, tflite_ops
 
 EDGETPU_OP = "CUSTOM:edgetpu-custom-op"
@@ -78,7 +78,7 @@ def _tensor_info(detail: dict[str, Any]) -> TensorInfo:
 
 
 def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return first_line(exc)
 
 
 @register_runtime

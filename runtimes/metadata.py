@@ -34,7 +34,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from runtimes.errors import MetadataError, ModelFileError
+from runtimes.errors import MetadataError, ModelFileError, first_line
 
 METADATA_KEY = "edge_rcnn"
 FORMAT_VERSION = 1
@@ -161,7 +161,7 @@ def _onnx_metadata_text(path: Path) -> str | None:
             opts.log_severity_level = 3
             sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise ModelFileError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0][:160]})") from None
+            raise ModelFileError(f"{path}: not a loadable ONNX model ({first_line(exc, 160)})") from None
         return sess.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
     except ImportError:
         pass

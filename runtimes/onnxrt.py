@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from runtimes.base import Device, DeviceKind, Runtime, TensorInfo, check_threads, register_runtime
-from runtimes.errors import InputError, ModelFileError, RuntimeUnavailableError
+from runtimes.errors import InputError, ModelFileError, RuntimeUnavailableError, first_line
 from runtimes.metadata import METADATA_KEY, parse_metadata
 
 PROVIDERS = {
@@ -121,7 +121,7 @@ class OnnxRuntime(Runtime):
                 str(self.path), opts, providers=names, provider_options=[o for _, o in chosen],
             )
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/RuntimeException types
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            first = first_line(exc)
             raise ModelFileError(f"{self.path}: ONNX Runtime cannot load it ({first})") from None
         self.providers = tuple(self.session.get_providers())
         if self.device.kind is not DeviceKind.AUTO and names[0] not in self.providers:

@@ -15,7 +15,7 @@ import sys
 import warnings
 
 from edge_rcnn import __version__
-from edge_rcnn.errors import EdgeRcnnError
+from edge_rcnn.errors import EdgeRcnnError, first_line
 
 # Order is the order of --help.
 COMMAND_MODULES = ("edge_rcnn.cli.train", "edge_rcnn.cli.convert", "edge_rcnn.cli.run", "edge_rcnn.cli.stream",
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("EDGE_RCNN_DEBUG"):
             raise
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        first = first_line(exc, 300)
         print(
             f"edge-rcnn {args.command}: internal error: {type(exc).__name__}: {first} "
             "(set EDGE_RCNN_DEBUG=1 for the traceback, and please report it)",
