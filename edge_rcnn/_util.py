@@ -63,6 +63,8 @@ def progress(iterable: Iterable | None = None, total: int | None = None, desc: s
         from tqdm.auto import tqdm
     except ImportError:  # device installs have no tqdm; a bar is a nicety there
         return _NoBar(iterable)
+    if not sys.stderr.isatty():  # a log file or CI: a line every 10 s and the last, not every step
+        kwargs.setdefault("mininterval", 10.0)
     return tqdm(iterable, total=total, desc=desc, disable=disable, file=sys.stderr, dynamic_ncols=True, **kwargs)
 
 
