@@ -66,7 +66,7 @@ def test_interrupt_mid_write_leaves_the_run_usable(digits_dir, tmp_path, monkeyp
     assert train(digits_dir, tmp_path, cfg, TrainConfig(epochs=2, batch=8)).epochs_run == 2
 
 
-def test_gru_and_image_free_paths_train(digits_dir, tmp_path):
+def test_gru_with_the_mobilenet_backbone_trains(digits_dir, tmp_path):
     result = train(digits_dir, tmp_path, {"frames": TINY_FRAMES, "backbone": "mobilenet", "width": 4,
                                           "rnn": "gru", "units": 8}, TrainConfig(epochs=1, batch=8))
     assert result.config.rnn.value == "gru" and result.model_path.is_file()
@@ -138,3 +138,29 @@ def test_cli_single_class_and_empty_folder(tmp_path, capsys):
     assert main(["train", str(one), "--out", str(tmp_path / "run"), "--frames", "4"]) == 2
     err = capsys.readouterr().err
     assert "class" in err and len(err.strip().splitlines()) == 1
+
+
+def test_image_mode_trains_exports_and_predicts(tmp_path):
+    """image mode end to end: DATA/<label>/*.png -> rows-as-sequence RCNN -> TFLite -> predict."""
+    import cv2
+    import numpy as np
+
+    import edge_rcnn
+    from converters import export
+    from edge_rcnn.data import normalize
+    from edge_rcnn.data.moving_digits import generate_moving_digits
+
+    x, y, labels = generate_moving_digits(12, digits=(0, 1), directions=("right",), frames=2, size=32, seed=3)
+    for i, (clip, label) in enumerate(zip(x, y)):
+        folder = tmp_path / "images" / labels[label].split("_")[0]
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{i:02d}.png"), clip[0][..., ::-1])
+    result = train(tmp_path / "images", tmp_path / "run", {"mode": "image", "backbone": "tiny", "width": 4, "units": 8},
+                   TrainConfig(epochs=2, batch=8))
+    assert result.config.mode.value == "image" and result.config.labels == ("0", "1")
+    export(result.model_path, tmp_path / "out", formats="tflite", mode="float", verify_samples=2, progress=False)
+    predictor = edge_rcnn.load(tmp_path / "out" / "model_float.tflite")
+    model, config = load_model(result.model_path)
+    image = x[0, 0]
+    expected = model.predict(normalize(image[None], config), verbose=0)[0]
+    np.testing.assert_allclose(predictor.predict(image).probs, expected, atol=1e-4)
