@@ -47,6 +47,7 @@ class FrameConverter:
         self.shared = bool((self.table == self.table[0]).all())  # same normalization on every channel
         self.out = np.empty((1, *spec.input_size, spec.channels), dtype=tensor.dtype)
         self._scratch = np.empty((*spec.input_size, spec.channels), dtype=tensor.dtype)
+        self._size, self._nhwc, self._rgb = tuple(spec.input_size), spec.layout == "nhwc", spec.channels == 3
         try:
             import cv2
         except ImportError:
@@ -57,23 +58,26 @@ class FrameConverter:
 
     def _fast(self, frame: np.ndarray, color: str) -> np.ndarray | None:
         spec = self.spec
-        if spec.layout != "nhwc" or frame.dtype != np.uint8:
+        if not self._nhwc or frame.dtype != np.uint8:
             return None
         if frame.ndim == 2:
             frame = frame[:, :, None]
         if frame.ndim != 3 or frame.shape[2] != spec.channels or frame.size == 0:
             return None
-        frame = resize_frame(np.ascontiguousarray(frame), spec.input_size)
-        if frame.dtype != np.uint8:  # the numpy resize fallback (no OpenCV) gives float32
-            return None
-        swap = spec.channels == 3 and color != spec.color_order
+        if frame.shape[:2] != self._size:
+            frame = resize_frame(np.ascontiguousarray(frame), self._size)
+            if frame.dtype != np.uint8:  # the numpy resize fallback (no OpenCV) gives float32
+                return None
+        elif not frame.flags.c_contiguous:  # already the model's size (a camera set to it): no copy unless strided
+            frame = np.ascontiguousarray(frame)
+        swap = self._rgb and color != spec.color_order
         out = self.out[0]
         if self.cv2 is not None:
             if swap:
                 frame = self.cv2.cvtColor(frame, self.cv2.COLOR_BGR2RGB)  # reverses the channels either way
-            dst = out if spec.channels == 3 else out[:, :, 0]
-            got = self.cv2.LUT(frame if spec.channels == 3 else frame[:, :, 0], self._cv_table, dst=dst)
-            if got.ctypes.data != dst.ctypes.data:  # OpenCV made a new array instead of filling ours
+            dst = out if self._rgb else out[:, :, 0]
+            got = self.cv2.LUT(frame if self._rgb else frame[:, :, 0], self._cv_table, dst=dst)
+            if got is not dst:  # OpenCV made a new array instead of filling ours
                 dst[...] = got
             return self.out
         if self.shared:

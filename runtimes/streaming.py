@@ -10,10 +10,12 @@ Two ways to get there, one interface (``Stream``):
 
 - ``FeatureStream``: a frame encoder (CNN on one frame) and a temporal head (RNN + classifier
   over T cached features), exported by ``edge-rcnn quantize --streaming``. Each push runs the
-  encoder once, writes the dequantized float feature into a preallocated ring of the last T
-  features (plus its quantized copy for an int8 head, quantized with the head's own input
-  scale and zero point), and runs the head on the window: one CNN pass per frame, not T. The
-  head file is unrolled and holds no recurrent state; it is still reset before every call.
+  encoder once, writes its feature into a preallocated ring of the last T features as the head
+  reads them (dequantized to float32, then quantized with the head's own input scale and zero
+  point for an int8 head: one 256-entry table lookup for 8-bit encoders), and runs the head on
+  the window: one CNN pass per frame, not T. The head file is unrolled and holds no recurrent
+  state; it is still reset before every call. What a push does besides the two model calls is
+  in ``runtimes.pushpath``; the only arrays made per push are the two model outputs and the scores.
 - ``WindowStream``: the fallback without streaming parts -- a ring of the last T preprocessed
   frames and the whole clip model on every push (T CNN passes per frame, same answers).
 
@@ -32,34 +34,14 @@ from typing import Sequence
 
 import numpy as np
 
-from runtimes.base import Runtime, dequantize, quantize
-from runtimes.classify import Prediction, make_prediction
+from runtimes.base import Runtime, TensorInfo, dequantize, quantize
+from runtimes.classify import Prediction
 from runtimes.errors import InputError, MetadataError
 from runtimes.framecodec import FrameConverter
 from runtimes.preprocess import InputSpec
+from runtimes.pushpath import Ring, byte_table, fast_prediction, is_byte_tensor, look_up
 
-
-class Ring:
-    """The last ``size`` rows, oldest first, as one contiguous view: each row is stored twice
-    (at ``i`` and ``i + size``), so the window is always ``data[pos + 1 : pos + 1 + size]``."""
-
-    def __init__(self, size: int, row_shape: tuple[int, ...], dtype):
-        self.size = size
-        self.data = np.zeros((2 * size, *row_shape), dtype=dtype)
-        self.pos = size - 1
-
-    def next_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """Advance and return the two slots of the new newest row (write the same values to both)."""
-        self.pos = (self.pos + 1) % self.size
-        return self.data[self.pos], self.data[self.pos + self.size]
-
-    def append(self, row: np.ndarray) -> None:
-        first, second = self.next_rows()
-        first[...] = row
-        second[...] = first
-
-    def window(self) -> np.ndarray:
-        return self.data[self.pos + 1 : self.pos + 1 + self.size]
+__all__ = ["FeatureStream", "Ring", "Stream", "WindowStream", "open_stream", "stream_for"]
 
 
 def _check_number(name: str, value, low: float, high: float | None, integer: bool) -> None:
@@ -77,6 +59,7 @@ class Stream:
         _check_number("smoothing", smoothing, 0.0, 1.0, integer=False)
         _check_number("topk", topk, 1, None, integer=True)
         self.labels, self.frames = tuple(labels), int(frames)
+        self._label_names = tuple(str(label) for label in self.labels)
         self.every, self.smoothing, self.topk = every, float(smoothing), topk
         self.frames_seen = 0
         self.last: Prediction | None = None
@@ -102,7 +85,7 @@ class Stream:
         if self.smoothing:
             self._ema = probs if self._ema is None else self.smoothing * self._ema + (1 - self.smoothing) * probs
             probs = self._ema
-        self.last = make_prediction(probs, self.labels, self.topk)
+        self.last = fast_prediction(probs, self._label_names, self.topk)  # = classify.make_prediction
         return self.last
 
     def reset(self) -> None:
@@ -116,9 +99,17 @@ class Stream:
         raise NotImplementedError
 
 
-def _byte_values(dtype: str) -> np.ndarray:
-    """Every value of an 8-bit integer type, in the order of its bytes read as uint8."""
-    return np.arange(256, dtype=np.uint8).view(dtype)
+class OutputScores:
+    """A model's raw output -> float32 scores: one table lookup for 8-bit outputs, else the formula."""
+
+    def __init__(self, tensor: TensorInfo):
+        self.tensor = tensor
+        self.table = byte_table(tensor) if is_byte_tensor(tensor) else None
+
+    def __call__(self, out: np.ndarray) -> np.ndarray:
+        if self.table is not None:
+            return look_up(self.table, out)
+        return dequantize(out, self.tensor) if self.tensor.quantized else out.astype(np.float32)
 
 
 class FeatureStream(Stream):
@@ -133,32 +124,28 @@ class FeatureStream(Stream):
                                 f"{head.path.name} reads {dim}")
         super().__init__(labels, frames, **options)
         self.encoder, self.head, self.convert = encoder, head, FrameConverter(frame, encoder.input)
-        self.features = Ring(frames, (dim,), np.float32)  # dequantized float features, last T
-        self.head_input = Ring(frames, (dim,), head.input.dtype) if head.input.quantized else self.features
-        self._tables = None
-        if encoder.output.quantized and np.dtype(encoder.output.dtype).itemsize == 1:
-            # Per-value tables: encoder int8 -> float feature -> head int8, same formulas as
-            # dequantize/quantize, applied to all 256 values once instead of per element per push.
-            floats = dequantize(_byte_values(encoder.output.dtype), encoder.output)
-            heads = quantize(floats, head.input) if head.input.quantized else floats
-            self._tables = (floats, heads)
+        # The last T features as the head reads them: int8 (quantized with the head's own input
+        # scale and zero point) for an int8 head, else the dequantized float32 features.
+        self.head_input = Ring(frames, (dim,), head.input.dtype if head.input.quantized else np.float32)
+        # 8-bit encoder output: encoder value -> float feature -> head input value, for all 256
+        # values once (the same formulas as dequantize/quantize), one lookup per push.
+        self._feature_table = byte_table(encoder.output, head.input) if is_byte_tensor(encoder.output) else None
+        self._scores = OutputScores(head.output)
 
     def _add(self, frame: np.ndarray, color: str) -> None:
-        raw = self.encoder.run(self.convert(frame, color)).reshape(-1)
-        if self._tables is not None:
-            index = raw.view(np.uint8)
-            feature, head_row = self._tables[0][index], self._tables[1][index]
+        raw = self.encoder.run(self.convert(frame, color))
+        first, second = self.head_input.next_rows()
+        if self._feature_table is not None:
+            look_up(self._feature_table, raw, out=first)
         else:
-            feature = dequantize(raw, self.encoder.output) if self.encoder.output.quantized else raw.astype(np.float32)
-            head_row = quantize(feature, self.head.input) if self.head.input.quantized else feature
-        self.features.append(feature)
-        if self.head_input is not self.features:
-            self.head_input.append(head_row)
+            feature = raw.reshape(-1)
+            feature = dequantize(feature, self.encoder.output) if self.encoder.output.quantized else feature.astype(np.float32)
+            first[...] = quantize(feature, self.head.input) if self.head.input.quantized else feature
+        second[...] = first
 
     def _window_probs(self) -> np.ndarray:
         self.head.reset()
-        out = self.head.run(self.head_input.window()[None])[0]
-        return dequantize(out, self.head.output) if self.head.output.quantized else out.astype(np.float32)
+        return self._scores(self.head.run(self.head_input.batch())[0])
 
     def reset(self) -> None:
         super().reset()
@@ -179,6 +166,7 @@ class WindowStream(Stream):
         self.runtime, self.image = runtime, spec.kind is ModelKind.IMAGE
         self.convert = FrameConverter(spec.frame, runtime.input)
         self.window_frames: Ring | None = None  # made on the first frame (its converted shape)
+        self._scores = OutputScores(runtime.output)
 
     def _add(self, frame: np.ndarray, color: str) -> None:
         x = self.convert(frame, color)[0]
@@ -187,10 +175,9 @@ class WindowStream(Stream):
         self.window_frames.append(x)
 
     def _window_probs(self) -> np.ndarray:
-        window = self.window_frames.window()
         self.runtime.reset()
-        out = self.runtime.run(window if self.image else window[None])[0]
-        return dequantize(out, self.runtime.output) if self.runtime.output.quantized else out.astype(np.float32)
+        ring = self.window_frames
+        return self._scores(self.runtime.run(ring.window() if self.image else ring.batch())[0])
 
 
 def stream_for(predictor, **options) -> Stream:

@@ -220,6 +220,9 @@ def test_frame_conversion_table_equals_prepare_then_quantize(lookup):
                     slow = quantize(slow, tensor) if tensor.quantized else slow
                     assert convert._fast(frame, color) is not None
                     np.testing.assert_array_equal(convert(frame, color), slow)
+            strided = np.random.default_rng(5).integers(0, 256, (32, 64, 3), dtype=np.uint8)[:, ::2]  # model size, not contiguous
+            np.testing.assert_array_equal(convert(strided), quantize(prepare_frames([strided], spec), tensor)
+                                          if tensor.quantized else prepare_frames([strided], spec))
     grey = InputSpec((32, 32), 1, "rgb", (0.5,), (0.5,))
     convert = FrameConverter(grey, TensorInfo("x", (1, 32, 32, 1), "int8", 0.01, 0))
     assert convert._fast(frames[0], "rgb") is None  # colour -> grey takes the general path
@@ -235,6 +238,45 @@ def test_ring_keeps_the_last_rows_oldest_first_in_one_contiguous_view():
     window = ring.window()
     assert window.tolist() == [[4, -4], [5, -5], [6, -6]] and window.flags["C_CONTIGUOUS"]
     assert ring.data.shape == (6, 2)
+    assert np.shares_memory(ring.batch(), ring.data) and ring.batch().shape == (1, 3, 2)
+    np.testing.assert_array_equal(ring.batch()[0], window)
+    ring.append(np.array([7, -7]))
+    assert ring.batch()[0].tolist() == [[5, -5], [6, -6], [7, -7]] and ring.batch().flags["C_CONTIGUOUS"]
+
+
+def _tied_probs(rng, n: int) -> np.ndarray:
+    """Random scores from few distinct values: ties everywhere, at the top-k boundary too."""
+    return rng.choice(np.array([0.0, 0.1, 0.25, 0.25, 0.4], np.float32), size=n)
+
+
+@pytest.mark.parametrize("classes", [1, 3, 16, 64, 65, 400])
+def test_fast_prediction_equals_make_prediction(classes):
+    from runtimes.pushpath import fast_prediction
+
+    rng = np.random.default_rng(classes)
+    labels = tuple(f"class{i}" for i in range(classes))
+    for trial in range(40):
+        probs = (_tied_probs(rng, classes) if trial % 2 else rng.random(classes)).astype(np.float32)
+        for k in sorted({1, 3, 5, classes, classes + 2}):
+            fast, ref = fast_prediction(probs.copy(), labels, k), make_prediction(probs.copy(), labels, k)
+            assert fast == ref and [type(c.score) for c in fast.topk] == [float] * len(ref.topk)
+            np.testing.assert_array_equal(fast.probs, ref.probs)
+            assert not fast.probs.flags.writeable
+    with_nan = np.array([0.2, np.nan, 0.5, 0.3], np.float32)  # make_prediction's rules decide (NaN left out)
+    assert fast_prediction(with_nan.copy(), "abcd", 3) == make_prediction(with_nan.copy(), "abcd", 3)
+
+
+def test_byte_tables_equal_the_quantization_formulas():
+    from runtimes.pushpath import byte_table, byte_values, look_up
+
+    for dtype, zero in (("int8", -3), ("uint8", 131)):
+        out = TensorInfo("y", (1, 256), dtype, 0.0123, zero)
+        raw = byte_values(dtype)[None]
+        np.testing.assert_array_equal(look_up(byte_table(out), raw), (raw[0].astype(np.float32) - zero) * np.float32(0.0123))
+        head = TensorInfo("h", (1, 4, 256), "int8", 0.02, 5)
+        into = np.empty(256, np.int8)
+        assert look_up(byte_table(out, head), raw, out=into) is into
+        np.testing.assert_array_equal(into, quantize((raw[0].astype(np.float32) - zero) * np.float32(0.0123), head))
 
 
 def test_open_stream_from_two_files_and_mismatched_pairs(float_dir, int8_dir, tmp_path):
