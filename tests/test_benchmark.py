@@ -101,6 +101,58 @@ def test_failing_format_is_a_row_with_its_reason(bench_dir, tiny_model_file, dig
     assert "converter broke on purpose" in report.table()
 
 
+def test_stale_export_is_not_reused(bench_dir, tiny_model_file, digits_dir, tmp_path, monkeypatch):
+    """Same model, other conversion settings (an int8 file from when the fused LSTM was the default):
+    exported again, never measured as if it were today's file."""
+    import shutil
+
+    from edge_rcnn.benchmark import benchmark, prepare
+    from edge_rcnn.errors import ConversionError
+    from edge_rcnn.model import file_sha256
+
+    out, _ = bench_dir
+    fmt, sha = FORMATS["tflite-int8"], file_sha256(tiny_model_file)
+    shutil.copytree(out / "models" / fmt.name, tmp_path / "models" / fmt.name)
+    files = prepare.expected_files(fmt, tiny_model_file, tmp_path / "models")
+    assert prepare.stale_reason(fmt, files, sha) is None  # the first run's export, as it was written
+    report_path = tmp_path / "models" / fmt.name / "report.json"
+    report = json.loads(report_path.read_text())
+    assert report["settings"]["tflite_lstm"] == "unrolled"
+    report["settings"]["tflite_lstm"] = "fused"
+    report_path.write_text(json.dumps(report))
+    assert prepare.stale_reason(fmt, files, sha) == "conversion settings changed (tflite_lstm: 'fused' -> 'unrolled')"
+    assert "onnx_int8: 'tensorrt' -> 'cpu'" in prepare.stale_reason(
+        FORMATS["onnx-int8"], {"model": files["model"]}, sha)  # another row's wish, same folder: not reusable
+    del report["settings"]["onnx_int8"]  # a report from before the setting existed
+    report_path.write_text(json.dumps(report))
+    assert "onnx_int8: '<absent>' -> 'tensorrt'" in prepare.stale_reason(fmt, files, sha)
+    assert prepare.stale_reason(fmt, files, "0" * 64) == "report.json names another model.keras (sha256 differs)"
+
+    exported = []
+
+    def fake_export(fmt_, model, data, folder, progress):
+        exported.append(fmt_.name)
+        assert not (folder / "report.json").exists()  # the stale report is gone before the export starts
+        raise ConversionError(f"{fmt_.name}: export attempted")
+
+    monkeypatch.setattr(prepare, "_export", fake_export)
+    report = benchmark(tiny_model_file, digits_dir, tmp_path, formats=["tflite-int8"], runs=1, warmup=0, threads=1,
+                       progress=False)
+    assert exported == ["tflite-int8"] and report.rows[0].status == "ConversionError: tflite-int8: export attempted"
+
+
+def test_rows_pin_the_converter_settings_they_measure():
+    from edge_rcnn.benchmark.prepare import convert_settings, expected_report_settings
+
+    assert expected_report_settings(FORMATS["onnx-int8"])["onnx_int8"] == "cpu"  # what one deploys on ORT CPU
+    assert expected_report_settings(FORMATS["onnx-int8-trt"])["onnx_int8"] == "tensorrt"
+    assert expected_report_settings(FORMATS["tflite-int8"])["tflite_lstm"] == "unrolled"
+    assert expected_report_settings(FORMATS["tflite-int8-fused"])["tflite_lstm"] == "fused"
+    assert expected_report_settings(FORMATS["tflite-fp32"])["tflite_lstm"] == "fused"
+    assert convert_settings(FORMATS["stream-int8"])["streaming"] and convert_settings(FORMATS["tflite-int8"])["split"] == "train"
+    assert "onnx-int8-trt" not in DEFAULT_FORMATS and all(FORMATS[n].about for n in ("onnx-int8", "onnx-int8-trt"))
+
+
 def test_worker_failure_is_a_row(tmp_path):
     from edge_rcnn.benchmark.measure import make_row, run_worker
 

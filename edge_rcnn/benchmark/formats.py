@@ -1,15 +1,25 @@
 """The formats a benchmark can measure, registered by name (``keras``, ``tflite-int8``, ``stream-int8``, ...).
 
-A name is ``<target>-<precision>``: the target is a converters ``Format`` (``tflite``, ``onnx``)
+A name is ``<target>-<precision>[-<variant>]``: the target is a converters ``Format`` (``tflite``, ``onnx``)
 and the precision a converters ``Mode`` (``fp32`` is ``Mode.FLOAT``). ``keras`` is the float
 model in TensorFlow (the reference every other row is compared with); ``stream-int8`` is the
 int8 frame encoder + temporal head pair run frame by frame through the runtimes' stream.
+
+Some rows pin a converters setting (``options``), because the choice decides what is measured:
+
+- ``onnx-int8``: ``onnx_int8="cpu"`` -- uint8 activations x int8 weights, the file one deploys
+  on ONNX Runtime's CPU provider (the converters' default is ``tensorrt``);
+- ``onnx-int8-trt``: ``onnx_int8="tensorrt"`` -- symmetric int8 activations, the file for
+  TensorRT on a Jetson, measured here on ONNX Runtime's CPU provider like the others;
+- ``tflite-int8`` keeps the converters' default LSTM layout (unrolled for int8);
+  ``tflite-int8-fused`` is ``--tflite-lstm fused``, the smallest int8 file.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 from edge_rcnn.errors import choices_error
 
@@ -30,6 +40,8 @@ class BenchFormat:
     measure: Measure
     target: str | None = None  # converters Format value; None for keras
     mode: str | None = None  # converters Mode value ("float", "int8", ...)
+    options: tuple[tuple[str, Any], ...] = ()  # further ConvertConfig fields, e.g. (("onnx_int8", "cpu"),)
+    about: str = ""  # what the row is, for the notes of the table
 
     @property
     def runtime(self) -> str:
@@ -55,11 +67,23 @@ def register_format(fmt: BenchFormat) -> BenchFormat:
     return fmt
 
 
-register_format(BenchFormat("keras", Measure.KERAS))
+_ABOUT = {
+    "tflite-int8": "full int8, LSTM unrolled into int8 builtins (the converters' default for int8)",
+    "onnx-int8": "QDQ, uint8 activations x int8 weights (--onnx-int8 cpu): ONNX Runtime's CPU path",
+}
+_OPTIONS = {"onnx-int8": (("onnx_int8", "cpu"),)}
+
+register_format(BenchFormat("keras", Measure.KERAS, about="float32 Keras model in TensorFlow: the reference"))
 for _target in ("tflite", "onnx"):
     for _precision, _mode in PRECISIONS.items():
-        register_format(BenchFormat(f"{_target}-{_precision}", Measure.CLIP, _target, _mode))
-register_format(BenchFormat("stream-int8", Measure.STREAM, "tflite", "int8"))
+        _name = f"{_target}-{_precision}"
+        register_format(BenchFormat(_name, Measure.CLIP, _target, _mode, _OPTIONS.get(_name, ()), _ABOUT.get(_name, "")))
+register_format(BenchFormat("tflite-int8-fused", Measure.CLIP, "tflite", "int8", (("lstm_kernel", "fused"),),
+                            "full int8, LSTM as the fused UNIDIRECTIONAL_SEQUENCE_LSTM op (--tflite-lstm fused): smallest file"))
+register_format(BenchFormat("onnx-int8-trt", Measure.CLIP, "onnx", "int8", (("onnx_int8", "tensorrt"),),
+                            "QDQ, symmetric int8 activations (--onnx-int8 tensorrt): the TensorRT file, run on the CPU here"))
+register_format(BenchFormat("stream-int8", Measure.STREAM, "tflite", "int8",
+                            about="int8 frame encoder + unrolled head, one push per frame (runtimes.open_stream)"))
 
 
 def parse_formats(value) -> tuple[BenchFormat, ...]:

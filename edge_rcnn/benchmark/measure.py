@@ -70,6 +70,8 @@ def make_row(fmt: BenchFormat, result: dict[str, Any], *, file: str | None, size
     p50, p90 = percentile(times, 50), percentile(times, 90)
     extra = {k: v for k, v in result.items() if k not in ("ok", "probs", "times_ms", "frame_times_ms")}
     extra.update(runs=len(times), mean_ms=float(np.mean(times)) if times else None, notes=list(notes))
+    if fmt.about:
+        extra["about"] = fmt.about
     if streaming:
         extra["frame_p90_ms"] = p90
     return Row(
