@@ -284,8 +284,10 @@ def test_open_stream_from_two_files_and_mismatched_pairs(float_dir, int8_dir, tm
     from runtimes.metadata import read_metadata
 
     enc, head = float_dir / "stream_encoder_float.tflite", float_dir / "stream_head_float.tflite"
-    s = runtimes.open_stream(enc, head, "cpu", every=2, topk=2)
+    s = runtimes.open_stream(enc, head, "cpu", every=2, topk=2, num_threads=2)
     assert s.frames == 8 and s.every == 2 and s.labels == runtimes.load(float_dir).labels
+    assert (s.encoder.num_threads, s.head.num_threads) == (2, 1)  # the head's tiny ops run on one thread
+    assert runtimes.open_stream(enc, head, "cpu", num_threads=2, head_threads=2).head.num_threads == 2
     assert all(s.push(f) is None for f in _video(7)) and len(s.push(_video(1)[0]).topk) == 2
     with pytest.raises(MetadataError, match="a 'stream_head' file; expected a stream_encoder file"):
         runtimes.open_stream(head, enc)

@@ -8,7 +8,9 @@ full step: one encoder pass, the feature ring, one head call. Measured in the sa
 - ``window_frame_ms``: ``WindowStream.push`` over the int8 clip model exported beside the parts
   (same runtime, same precision, same frame conversion) -- the per-frame cost without streaming,
   i.e. recomputing the whole T-frame window on every frame;
-- ``parts``: the encoder alone on one frame and the head alone on one window (CNN vs RNN);
+- ``parts``: the encoder alone on one frame and the head alone on one window (CNN vs RNN), the
+  head on the stream's own thread count (``runtimes.streaming.HEAD_THREADS``) and, to show why
+  that is the default, on the benchmark's thread count too (``head_ms_all_threads``);
 - ``probs``: for each clip, the prediction after pushing its T frames into a reset stream.
 
 Peak RSS is read before the window stream is loaded, so it is the streaming pair's own.
@@ -53,7 +55,8 @@ def measure_stream(spec: dict[str, Any]) -> dict[str, Any]:
     if first is None:
         raise RuntimeError(f"the stream gave no prediction after {T} frames")
     enc = stream.encoder
-    result: dict[str, Any] = {"runtime": enc.details().get("package", enc.name), "threads": threads, "frames": T}
+    result: dict[str, Any] = {"runtime": enc.details().get("package", enc.name), "threads": threads, "frames": T,
+                              "head_threads": getattr(stream.head, "num_threads", None)}
     _first(spec, result, start, loaded)
     video = _frames(frames, min(TIME_POOL, len(frames)))
     runs, warmup = int(spec["runs"]), int(spec["warmup"])
@@ -64,6 +67,9 @@ def measure_stream(spec: dict[str, Any]) -> dict[str, Any]:
     window = [stream.head_input.window()[None].copy()]
     parts = {"encoder_ms": time_calls(enc.run, inputs, warmup, runs),
              "head_ms": time_calls(lambda w: (stream.head.reset(), stream.head.run(w)), window, warmup, runs)}
+    if result["head_threads"] != threads:
+        head_all = runtimes.load_runtime(files["head"], "cpu", num_threads=threads)
+        parts["head_ms_all_threads"] = time_calls(lambda w: (head_all.reset(), head_all.run(w)), window, warmup, runs)
     result["parts"] = {k: float(np.median(v)) for k, v in parts.items()}
 
     if spec.get("accuracy", True):
