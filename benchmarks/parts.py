@@ -1,13 +1,17 @@
 """Where an int8 clip's latency goes: the clip model's CNN and RNN halves converted and timed alone.
 
-The clip model runs the frame encoder over T frames (one batched pass) and then the RNN. Its
-streaming parts do not show the clip's own RNN kernel (the stream head is unrolled; the clip's
-LSTM is the fused ``UNIDIRECTIONAL_SEQUENCE_LSTM``), so this converts, float32 and int8:
+The clip model runs the frame encoder over T frames (one batched pass) and then the RNN. An
+LSTM has two TFLite layouts (converters ``LstmKernel``): the fused ``UNIDIRECTIONAL_SEQUENCE_LSTM``
+op (the float32 default and ``--tflite-lstm fused``) and the LSTM unrolled into plain builtins
+(the int8 default since the fused op's int8 kernel was measured 5.7x slower than its float one;
+the stream head is always unrolled). So the ``tflite-fp32`` row is a fused clip and the
+``tflite-int8`` row an unrolled one. This converts, float32 and int8, each layout alone:
 
 - ``cnn``: TimeDistributed(frame encoder) over T frames -- the clip's CNN half;
-- ``rnn-fused``: the temporal head with the LSTM not unrolled, as inside the clip model;
+- ``rnn-fused``: the temporal head with the LSTM as the fused op;
 - ``rnn-unrolled``: the same head unrolled (plain builtins, as the stream head);
-- ``clip-unrolled``: the whole clip model with the RNN unrolled (the alternative export).
+- ``clip-fused``: the whole clip model with the fused LSTM (what ``tflite-fp32`` runs);
+- ``clip-unrolled``: the whole clip model with the RNN unrolled (what ``tflite-int8`` runs).
 
 int8 settings are the converters' (builtin int8 ops only, int8 IO, the legacy quantizer first;
 calibrated on train clips, the head on the float encoder's features). Each file is timed in a
@@ -26,7 +30,7 @@ from edge_rcnn.benchmark.measure import make_row, run_worker
 from edge_rcnn.benchmark.report import Row
 
 CALIBRATION_CLIPS = 100
-PARTS = ("cnn", "rnn-fused", "rnn-unrolled", "clip-unrolled")
+PARTS = ("cnn", "rnn-fused", "rnn-unrolled", "clip-fused", "clip-unrolled")
 
 
 def part_models(model, config) -> dict[str, object]:
@@ -43,6 +47,7 @@ def part_models(model, config) -> dict[str, object]:
             if layer.weights:
                 layer.set_weights(model.get_layer(layer.name).get_weights())
         out[name] = head
+    out["clip-fused"] = rebuild(model, config, batch_size=1)  # the model default: the LSTM not unrolled
     out["clip-unrolled"] = rebuild(model, config, batch_size=1, unroll=True)
     return out
 
@@ -77,7 +82,8 @@ def measure_parts(model_path: Path, data: Path, out: Path, *, threads: int, runs
     inputs = normalize(clips, config)
     models = part_models(model, config)
     features = np.asarray(models["cnn"].predict(inputs, batch_size=16, verbose=0), np.float32)
-    calibration = {"cnn": inputs, "clip-unrolled": inputs, "rnn-fused": features, "rnn-unrolled": features}
+    calibration = {"cnn": inputs, "clip-fused": inputs, "clip-unrolled": inputs, "rnn-fused": features,
+                   "rnn-unrolled": features}
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path | str] = {}
     for part in PARTS:

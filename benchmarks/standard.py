@@ -6,10 +6,13 @@ the default model and training of ``edge-rcnn train`` (seed 0), benchmarked in e
 ``edge_rcnn.benchmark`` (int8 calibrated on the train split, accuracy on the val split). Prints
 the table, the ratios that matter (each from two numbers measured in this run on this machine),
 the int8 encoder's achieved MAC/s next to an estimate of the CPU's int8 peak, and every target of
-the issues with PASS/FAIL; writes ``benchmarks/results/<date>.json`` and ``.png``.
+the issues with PASS/FAIL. Then the camera-size configuration (``camera.py``: the same
+architecture at 96x96, weights from one epoch) for the speed targets whose MAC bound the 32x32
+input caps. Writes ``benchmarks/results/<date>.json``, ``.png`` and ``.txt`` (what was printed).
 
     python benchmarks/standard.py                      # data, training and benchmark from scratch
     python benchmarks/standard.py --run runs/demo      # reuse a trained RUN (its metrics.json)
+    python benchmarks/standard.py --camera-size 0      # the standard configuration only
 
 Timings are only as quiet as the machine: the load average is recorded with the results.
 """
@@ -33,6 +36,31 @@ from edge_rcnn.benchmark import DEFAULT_FORMATS, benchmark  # noqa: E402
 from edge_rcnn.benchmark.machine import MachineInfo, peak_int8_macs  # noqa: E402
 from edge_rcnn.benchmark.report import plot_rows  # noqa: E402
 from edge_rcnn.benchmark.targets import evaluate_targets, ratios  # noqa: E402
+from camera import camera_summary, measure_camera, one_thread_stream, stream_line  # noqa: E402
+from printout import explain, print_parts, print_ratios  # noqa: E402
+
+
+# The CLI's default rows plus the other int8 layout and flavour: the TFLite LSTM fused (smallest
+# file) and the symmetric int8 ONNX file made for TensorRT, both measured on this CPU.
+STANDARD_FORMATS = (*DEFAULT_FORMATS, "tflite-int8-fused", "onnx-int8-trt")
+
+
+class Tee:
+    """Everything printed goes to the terminal and into ``text`` (the record's .txt)."""
+
+    def __init__(self, stream):
+        self.stream, self.parts = stream, []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
 
 
 def cli(*args: str) -> float:
@@ -70,76 +98,6 @@ def is_standard(metrics: dict, dataset: dict) -> bool:
     return same_data and config == default_model and metrics.get("train_config") == _tc_dict(TrainConfig())
 
 
-def fmt(value, spec: str = ".3g", unit: str = "") -> str:
-    return "-" if value is None else f"{value:{spec}}{unit}"
-
-
-def print_ratios(r: dict, report, peak) -> None:
-    frames = report.settings["model_config"]["frames"]
-    speed = lambda x: "" if not x else f"  ({1 / x:.2f}x faster)" if x < 1 else f"  ({x:.2f}x slower)"  # noqa: E731
-    print("\nratios (both sides measured in this run):")
-    for label, key in (("int8 vs fp32 TFLite clip latency", "tflite_int8_vs_fp32_latency"),
-                       ("int8 TFLite vs Keras float model(x)", "tflite_int8_vs_keras_latency"),
-                       ("int8 vs fp32 ONNX Runtime clip latency", "onnx_int8_vs_fp32_latency"),
-                       ("stream push vs window recompute per frame", "stream_frame_vs_window_frame"),
-                       ("stream push vs one int8 clip call", "stream_frame_vs_int8_clip")):
-        print(f"  {label:<44} {fmt(r[key], '.3f', 'x')}{speed(r[key])}")
-    print(f"  {'int8 vs fp32 size: TFLite / ONNX':<44} {fmt(r['tflite_int8_vs_fp32_size'], '.3f', 'x')} / "
-          f"{fmt(r['onnx_int8_vs_fp32_size'], '.3f', 'x')}")
-    print(f"  {'accuracy drop vs Keras: int8 TFLite / ONNX':<44} {fmt(r['tflite_int8_accuracy_drop'], '.1f', ' pt')} / "
-          f"{fmt(r['onnx_int8_accuracy_drop'], '.1f', ' pt')}")
-    print(f"  {'top-1 agreement: int8 TFLite / ONNX / stream':<44} {fmt(r['tflite_int8_agreement'], '.1f', '%')} / "
-          f"{fmt(r['onnx_int8_agreement'], '.1f', '%')} / {fmt(r['stream_int8_agreement'], '.1f', '%')}")
-    macs = report.macs or {}
-    print(f"\nMACs (from the Keras layers): {fmt(macs.get('frame'), ',')} per frame (encoder), "
-          f"{fmt(macs.get('head'), ',')} per clip (RNN + classifier), {fmt(macs.get('clip'), ',')} per clip")
-    peak_s = f"{peak.macs_per_s / 1e9:.0f} GMAC/s" if peak.macs_per_s else "unknown"
-    for label, key in (("int8 frame encoder (stream part)", "int8_encoder_macs_per_s"),
-                       ("int8 clip model (whole clip)", "int8_clip_macs_per_s")):
-        achieved = r[key]
-        share = f" = {achieved / peak.macs_per_s:.2%} of peak" if achieved and peak.macs_per_s else ""
-        print(f"  {label:<34} {fmt(achieved and achieved / 1e9, '.2f', ' GMAC/s')}{share}")
-    print(f"  CPU int8 peak estimate {peak_s}: {peak.assumption}")
-    cnn, rnn = r["int8_cnn_ms_per_clip"], r["int8_rnn_head_ms"]
-    if cnn is not None and rnn is not None:
-        print(f"  stream parts (int8): encoder {cnn / frames:.4f} ms per frame ({frames} calls: {cnn:.3f} ms), "
-              f"unrolled head {rnn:.4f} ms per window")
-
-
-def print_parts(rows, report, peak) -> dict:
-    """The clip's CNN and RNN halves, fp32 vs int8 (benchmarks/parts.py); returns their ratios."""
-    from edge_rcnn.benchmark.report import format_table
-
-    p50 = {r.format: r.p50_ms for r in rows if r.ok}
-    print("\nwhere the int8 clip latency goes (each half converted and timed alone, same worker as the rows):")
-    print(format_table(rows))
-    out = {f"{part}_int8_vs_fp32": (p50[f"{part}-int8"] / p50[f"{part}-fp32"])
-           if p50.get(f"{part}-int8") and p50.get(f"{part}-fp32") else None
-           for part in ("cnn", "rnn-fused", "rnn-unrolled", "clip-unrolled")}
-    frames_macs = (report.macs or {}).get("frames")
-    if p50.get("cnn-int8") and frames_macs:
-        achieved = frames_macs / (p50["cnn-int8"] / 1000)
-        out["int8_cnn_macs_per_s"] = achieved
-        share = f" = {achieved / peak.macs_per_s:.1%} of the {peak.macs_per_s / 1e9:.0f} GMAC/s peak estimate" if peak.macs_per_s else ""
-        print(f"  int8 CNN half ({report.settings['model_config']['frames']} frames in one call): "
-              f"{achieved / 1e9:.1f} GMAC/s{share}")
-    for key, value in out.items():
-        if key.endswith("_int8_vs_fp32"):
-            print(f"  {key.replace('_int8_vs_fp32', ''):<14} int8 / fp32 latency {fmt(value, '.2f', 'x')}")
-    return out
-
-
-def explain(targets, r: dict) -> list[str]:
-    """What the part timings say about a missed int8-vs-fp32 latency target."""
-    missed = {t.name for t in targets if t.status == "FAIL"}
-    notes = []
-    cnn, fused, unrolled = r.get("cnn_int8_vs_fp32"), r.get("rnn-fused_int8_vs_fp32"), r.get("clip-unrolled_int8_vs_fp32")
-    if "int8 vs fp32 TFLite clip latency" in missed and cnn and fused and fused > 1 > cnn:
-        notes.append(f"int8 TFLite is held back by the RNN: the CNN half is {cnn:.2f}x fp32 but the fused int8 LSTM "
-                     f"kernel is {fused:.2f}x fp32; the whole clip with the LSTM unrolled is {fmt(unrolled, '.2f', 'x')} fp32")
-    return notes
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=ROOT / "data" / "standard-digits",
@@ -152,10 +110,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3,
                    help="rounds per format, interleaved; each keeps its least disturbed round (default 3)")
     p.add_argument("--no-parts", action="store_true", help="skip timing the clip's CNN and RNN halves alone")
+    p.add_argument("--camera-size", type=int, default=96,
+                   help="frame side of the camera-size configuration (default 96; 0 skips it)")
+    p.add_argument("--camera-epochs", type=int, default=1, help="training epochs of the camera-size model (default 1)")
     args = p.parse_args(argv)
+    tee = Tee(sys.stdout)
+    sys.stdout = tee
+    try:
+        code, stamp = record(args)
+    finally:
+        sys.stdout = tee.stream
+    (args.results / f"{stamp}.txt").write_text(tee.text)
+    return code
 
+
+def record(args) -> tuple[int, str]:
+    """Measure both configurations, print everything, write the JSON and the chart; (exit code, date)."""
     training = ensure_run(args.data, args.run)
-    report = benchmark(args.run / "model.keras", args.data, args.out, formats=DEFAULT_FORMATS, threads=args.threads,
+    report = benchmark(args.run / "model.keras", args.data, args.out, formats=STANDARD_FORMATS, threads=args.threads,
                        runs=args.runs, repeat=args.repeat)
     m = report.machine
     machine = MachineInfo(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in m.items() if k != "loadavg_start"})
@@ -167,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report.table())
     r = ratios(report)
     print_ratios(r, report, peak)
+    one_thread = one_thread_stream(report, args.out.parent / f"{args.out.name}-1-thread", args.runs, args.repeat)
+    print(stream_line(one_thread))
     part_rows = []
     if not args.no_parts:
         from parts import measure_parts
@@ -175,24 +149,39 @@ def main(argv: list[str] | None = None) -> int:
                                   runs=args.runs, repeat=args.repeat)
         r.update(print_parts(part_rows, report, peak))
     targets = evaluate_targets(report, training)
+    camera = None
+    if args.camera_size:
+        camera_report = measure_camera(cli, ROOT, args.out.parent / f"camera-{args.camera_size}", size=args.camera_size,
+                                       epochs=args.camera_epochs, threads=args.threads, runs=args.runs, repeat=args.repeat)
+        lines, camera_ratios, camera_targets = camera_summary(camera_report, args.camera_size, args.camera_epochs)
+        print("\n".join(lines))
+        camera_one = one_thread_stream(camera_report, args.out.parent / f"camera-{args.camera_size}-1-thread", args.runs,
+                                       args.repeat)
+        print(stream_line(camera_one))
+        print(f"  load at start {camera_report.machine.get('loadavg_start')}, at end {camera_report.machine.get('loadavg')}")
+        targets += camera_targets
+        camera = {"size": args.camera_size, "epochs": args.camera_epochs, "ratios": camera_ratios,
+                  "benchmark": camera_report.to_dict(), "stream_one_thread": camera_one.to_dict()}
     print("\ntargets:")
     for t in targets:
         print("  " + t.line())
-    for note in explain(targets, r):
+    notes = explain(targets, r)
+    for note in notes:
         print(f"  note: {note}")
 
     stamp = datetime.date.today().isoformat()
     args.results.mkdir(parents=True, exist_ok=True)
     doc = {"date": stamp, "standard_config": training["standard"], "training": training, "ratios": r,
            "peak_int8": {"macs_per_s": peak.macs_per_s, "assumption": peak.assumption},
-           "targets": [t.to_dict() for t in targets], "notes": explain(targets, r),
-           "parts": [row.to_dict() for row in part_rows], "benchmark": report.to_dict()}
+           "targets": [t.to_dict() for t in targets], "notes": notes,
+           "parts": [row.to_dict() for row in part_rows], "benchmark": report.to_dict(),
+           "stream_one_thread": one_thread.to_dict(), "camera": camera}
     from edge_rcnn._util import write_json_atomic
 
     json_path = write_json_atomic(args.results / f"{stamp}.json", doc)
     plot_rows(report.rows, args.results / f"{stamp}.png", title=f"{machine.summary()}")
-    print(f"\nresults: {json_path}  chart: {args.results / f'{stamp}.png'}")
-    return 0 if all(t.status == "PASS" for t in targets) else 1
+    print(f"\nresults: {json_path}  chart: {args.results / f'{stamp}.png'}  printed: {args.results / f'{stamp}.txt'}")
+    return (0 if all(t.status == "PASS" for t in targets) else 1), stamp
 
 
 if __name__ == "__main__":

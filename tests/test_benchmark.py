@@ -274,3 +274,20 @@ def test_targets_from_one_report():
     assert status["push speed-up vs window recompute"] == "FAIL"  # 6x < 0.8 * 8
     assert status["stream int8 top-1 agreement with Keras"] == "FAIL"
     assert status["int8 TFLite process peak RSS (load + 1 clip)"] == "PASS"
+    stream_target = next(t for t in evaluate_targets(report) if t.name == "push speed-up vs window recompute")
+    assert stream_target.measured == pytest.approx(6.0) and "MAC bound 4.5x" in stream_target.detail
+
+
+def test_a_second_configuration_is_judged_on_the_speed_targets_under_its_own_name():
+    from edge_rcnn.benchmark.report import BenchReport, Row
+    from edge_rcnn.benchmark.targets import latency_targets
+
+    rows = (Row("tflite-fp32", "litert", "ok", p50_ms=1.0), Row("tflite-int8", "litert", "ok", p50_ms=0.6),
+            Row("onnx-fp32", "onnxruntime", "ok", p50_ms=1.0), Row("onnx-int8", "onnxruntime", "ok", p50_ms=0.9),
+            Row("stream-int8", "litert", "ok", frame_ms=0.1, extra={"window_frame_ms": 1.3}))
+    report = BenchReport(rows, {"flags": ["avx512_vnni"]}, {"model_config": {"frames": 16}},
+                         {"frame": 7_800_000, "frames": 124_800_000, "head": 800_000, "clip": 125_600_000})
+    got = {t.name: (t.status, round(t.measured, 3)) for t in latency_targets(report, "96x96 camera")}
+    assert got == {"push speed-up vs window recompute (96x96 camera)": ("PASS", 13.0),
+                   "int8 vs fp32 TFLite clip latency (96x96 camera)": ("PASS", 0.6),
+                   "int8 vs fp32 ONNX Runtime clip latency (96x96 camera)": ("FAIL", 0.9)}

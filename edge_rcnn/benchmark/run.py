@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_rcnn.benchmark.formats import DEFAULT_FORMATS, FORMATS, BenchFormat, Measure, parse_formats
+from edge_rcnn.benchmark.formats import DEFAULT_FORMATS, FORMATS, parse_formats
 from edge_rcnn.benchmark.measure import make_row, run_worker
 from edge_rcnn.benchmark.prepare import Prepared, prepare_format
 from edge_rcnn.benchmark.report import BenchReport, Row, write_results
