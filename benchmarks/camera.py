@@ -25,7 +25,7 @@ from pathlib import Path
 
 from edge_rcnn.benchmark import benchmark
 from edge_rcnn.benchmark.targets import latency_targets, ratios
-from printout import head_threads_line
+from printout import push_lines
 
 CAMERA_FORMATS = ("tflite-fp32", "tflite-int8", "onnx-fp32", "onnx-int8", "stream-int8")
 CLIPS_PER_CLASS = 20
@@ -89,12 +89,9 @@ def camera_summary(report, size: int, epochs: int) -> tuple[list[str], dict, lis
                  f"{macs.get('clip', 0):,} per clip")
     if stream is not None and stream.ok and measured:
         window = stream.extra.get("window_frame_ms")
-        parts = stream.extra.get("parts") or {}
         lines.append(f"  stream push {stream.frame_ms:.3f} ms vs window recompute {window:.3f} ms per frame "
                      f"(int8 LiteRT, same worker): {1 / measured:.2f}x faster; MAC bound {bound:.1f}x")
-        lines.append(f"  push = encoder {parts.get('encoder_ms', 0):.4f} + head {parts.get('head_ms', 0):.4f} + the push's "
-                     f"own work {stream.frame_ms - parts.get('encoder_ms', 0) - parts.get('head_ms', 0):.4f} ms")
-        lines.append("  " + head_threads_line(stream))
+        lines += ["  " + line for line in push_lines(stream)]
     for label, key in (("int8 vs fp32 TFLite clip latency", "tflite_int8_vs_fp32_latency"),
                        ("int8 vs fp32 ONNX Runtime clip latency", "onnx_int8_vs_fp32_latency")):
         value = r[key]

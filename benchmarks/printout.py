@@ -10,7 +10,6 @@ def fmt(value, spec: str = ".3g", unit: str = "") -> str:
 
 
 def print_ratios(r: dict, report, peak) -> None:
-    frames = report.settings["model_config"]["frames"]
     speed = lambda x: "" if not x else f"  ({1 / x:.2f}x faster)" if x < 1 else f"  ({x:.2f}x slower)"  # noqa: E731
     print("\nratios (both sides measured in this run):")
     for label, key in (("int8 vs fp32 TFLite clip latency", "tflite_int8_vs_fp32_latency"),
@@ -40,20 +39,30 @@ def print_ratios(r: dict, report, peak) -> None:
         share = f" = {achieved / peak.macs_per_s:.2%} of peak" if achieved and peak.macs_per_s else ""
         print(f"  {label:<34} {fmt(achieved and achieved / 1e9, '.2f', ' GMAC/s')}{share}")
     print(f"  CPU int8 peak estimate {peak_s}: {peak.assumption}")
-    cnn, rnn = r["int8_cnn_ms_per_clip"], r["int8_rnn_head_ms"]
     stream = report.row("stream-int8")
-    if cnn is not None and rnn is not None and stream is not None and stream.ok:
-        rest = stream.frame_ms - cnn / frames - rnn
-        print(f"  stream parts (int8): encoder {cnn / frames:.4f} ms per frame ({frames} calls: {cnn:.3f} ms), "
-              f"unrolled head {rnn:.4f} ms per window; the push's own work (frame conversion, ring, scores, "
-              f"Prediction) {rest:.4f} ms")
-        print("  " + head_threads_line(stream))
+    if stream is not None and stream.ok:
+        for line in push_lines(stream):
+            print("  " + line)
         print(f"  a push does {fmt(r['stream_speedup_mac_bound'], '.1f', 'x')} fewer MACs than a window "
               f"recompute (MAC bound; measured {fmt(1 / r['stream_frame_vs_window_frame'], '.2f', 'x')})")
     print("\nrows:")
     for name in report.settings["formats"]:
         if FORMATS[name].about:
             print(f"  {name:<18} {FORMATS[name].about}")
+
+
+def push_lines(stream) -> list[str]:
+    """Where a push's time goes: the two model calls inside real pushes, and alone back to back."""
+    parts, inside = stream.extra.get("parts") or {}, stream.extra.get("in_push") or {}
+    lines = []
+    if inside:
+        lines.append(f"push (int8, medians timed inside pushes): encoder {inside['encoder_ms']:.4f} + head "
+                     f"{inside['head_ms']:.4f} + the rest (frame conversion, ring, scores, Prediction) "
+                     f"{inside['rest_ms']:.4f} = {inside['push_ms']:.4f} ms")
+    if parts:
+        lines.append(f"the same calls alone, back to back: encoder {parts['encoder_ms']:.4f} ms per frame, head "
+                     f"{parts['head_ms']:.4f} ms per window (a multi-threaded encoder's pool idles between pushes)")
+    return lines + [head_threads_line(stream)]
 
 
 def head_threads_line(stream) -> str:

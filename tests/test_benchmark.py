@@ -61,6 +61,9 @@ def test_benchmark_command_writes_json_csv_png(bench_dir):
     # The stream row: per-frame push latency instead of per-clip, its window-recompute twin and its parts.
     assert stream["p50_ms"] is None and 0 < stream["frame_ms"] <= stream["extra"]["frame_p90_ms"]
     assert stream["extra"]["window_frame_ms"] > 0 and set(stream["extra"]["parts"]) == {"encoder_ms", "head_ms"}
+    in_push = stream["extra"]["in_push"]
+    assert 0 < in_push["encoder_ms"] < in_push["push_ms"] and 0 < in_push["head_ms"] < in_push["push_ms"]
+    assert in_push["rest_ms"] > 0
     assert stream["file"] == "stream_encoder_int8.tflite + stream_head_int8.tflite"
     assert doc["macs"]["clip"] == doc["macs"]["frames"] + doc["macs"]["head"] > 0
     assert (out / "models" / "tflite-int8" / "model_int8.tflite").is_file()

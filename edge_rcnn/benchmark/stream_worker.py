@@ -8,9 +8,14 @@ full step: one encoder pass, the feature ring, one head call. Measured in the sa
 - ``window_frame_ms``: ``WindowStream.push`` over the int8 clip model exported beside the parts
   (same runtime, same precision, same frame conversion) -- the per-frame cost without streaming,
   i.e. recomputing the whole T-frame window on every frame;
-- ``parts``: the encoder alone on one frame and the head alone on one window (CNN vs RNN), the
-  head on the stream's own thread count (``runtimes.streaming.HEAD_THREADS``) and, to show why
-  that is the default, on the benchmark's thread count too (``head_ms_all_threads``);
+- ``parts``: the encoder alone on one frame and the head alone on one window (CNN vs RNN), each
+  called back to back, the head on the stream's own thread count
+  (``runtimes.streaming.HEAD_THREADS``) and, to show why that is the default, on the
+  benchmark's thread count too (``head_ms_all_threads``);
+- ``in_push``: the same two calls timed inside real pushes (medians of encoder, head, the whole
+  push, and the rest: frame conversion, ring, scores, ``Prediction``). Inside a push a
+  multi-threaded encoder is slower than back to back: its thread pool has gone idle while the
+  head and Python ran, so the parts alone understate what a push pays;
 - ``probs``: for each clip, the prediction after pushing its T frames into a reset stream.
 
 Peak RSS is read before the window stream is loaded, so it is the streaming pair's own.
@@ -39,6 +44,39 @@ def _push_times(stream, video: list, frames: int, warmup: int, runs: int) -> lis
     return time_calls(stream.push, rest, warmup, runs)
 
 
+def _in_push_times(stream, video: list, frames: int, runs: int) -> dict[str, float]:
+    """Medians over ``runs`` full pushes of the encoder call, the head call, the push, and the rest."""
+    import numpy as np
+
+    spent = {"encoder": 0.0, "head": 0.0}
+
+    def timed(name: str, run):
+        def call(x):
+            start = time.perf_counter()
+            out = run(x)
+            spent[name] += time.perf_counter() - start
+            return out
+        return call
+
+    stream.reset()
+    for frame in video[: frames - 1]:
+        stream.push(frame)
+    rest = video[frames - 1 :] + video[: frames - 1]
+    rows = []
+    stream.encoder.run, stream.head.run = timed("encoder", stream.encoder.run), timed("head", stream.head.run)
+    try:
+        for i in range(runs):
+            spent.update(encoder=0.0, head=0.0)
+            start = time.perf_counter()
+            stream.push(rest[i % len(rest)])
+            total = time.perf_counter() - start
+            rows.append((spent["encoder"], spent["head"], total, total - spent["encoder"] - spent["head"]))
+    finally:
+        del stream.encoder.run, stream.head.run  # the runtimes' own methods again
+    medians = np.median(np.asarray(rows) * 1000.0, axis=0)
+    return dict(zip(("encoder_ms", "head_ms", "push_ms", "rest_ms"), (float(m) for m in medians)))
+
+
 def measure_stream(spec: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     import numpy as np
@@ -63,7 +101,8 @@ def measure_stream(spec: dict[str, Any]) -> dict[str, Any]:
     result["frame_times_ms"] = _push_times(stream, video, T, warmup, runs * T)
     result["rss_mb"] = peak_rss_mb()
 
-    inputs = [stream.convert(f, "rgb") for f in video[:TIME_POOL]]
+    result["in_push"] = _in_push_times(stream, video, T, runs * T)
+    inputs = [stream.convert(f, "rgb").copy() for f in video[:TIME_POOL]]  # convert reuses one buffer
     window = [stream.head_input.window()[None].copy()]
     parts = {"encoder_ms": time_calls(enc.run, inputs, warmup, runs),
              "head_ms": time_calls(lambda w: (stream.head.reset(), stream.head.run(w)), window, warmup, runs)}
