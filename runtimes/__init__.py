@@ -17,6 +17,8 @@ TensorFlow, Keras, ``edge_rcnn`` or ``converters``::
 
 from __future__ import annotations
 
+import inspect
+
 from pathlib import Path
 from typing import Sequence
 
@@ -72,6 +74,12 @@ def load_runtime(path: str | Path, device: str | Device = "auto", *, num_threads
     if device.kind not in cls.devices:
         valid = ", ".join(d.value for d in cls.devices)
         raise InputError(f"device {device}: the {cls.name} runtime runs on one of: {valid}")
+    accepted = [name for name, p in inspect.signature(cls.__init__).parameters.items()
+                if p.kind is p.KEYWORD_ONLY and name != "num_threads"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise InputError(f"{', '.join(unknown)}: not an option of the {cls.name} runtime; "
+                         f"it takes: {', '.join(accepted) or 'no options'}")
     return cls(path, device, num_threads=num_threads, **options)
 
 

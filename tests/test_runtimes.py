@@ -523,6 +523,13 @@ def test_bad_device_and_suffix(files, tmp_path):
         runtimes.load(tmp_path / "model.pb")
 
 
+def test_unknown_runtime_options_name_the_valid_ones(files):
+    with pytest.raises(InputError, match="cach_dir: not an option of the onnxruntime runtime; it takes: cache_dir"):
+        runtimes.load(_path(files, "float.onnx"), cach_dir="/tmp/engines")
+    with pytest.raises(InputError, match="cache_dir: not an option of the litert runtime; it takes: no options"):
+        runtimes.load(_path(files, "float.tflite"), cache_dir="/tmp/engines")
+
+
 def _run_python(code: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
