@@ -44,22 +44,28 @@ def _version(dist: str) -> str:
         return "unknown"
 
 
+# Interpreter packages in order of preference: (distribution, module, attribute holding the
+# Interpreter and load_delegate). tensorflow.lite is the last resort, only reached on a machine
+# that has TensorFlow but neither LiteRT package (a development box); a device never gets there.
+LITERT_PACKAGES = (
+    ("ai-edge-litert", "ai_edge_litert.interpreter", ""),
+    ("tflite-runtime", "tflite_runtime.interpreter", ""),
+    ("tensorflow", "tensorflow", "lite"),
+)
+
+
 def import_litert() -> LiteRtModule:
     """The first interpreter package that imports; ``RuntimeUnavailableError`` if none does."""
-    try:
-        mod = importlib.import_module("ai_edge_litert.interpreter")
-        return LiteRtModule("ai-edge-litert", _version("ai-edge-litert"), mod.Interpreter, mod.load_delegate)
-    except ImportError:
-        pass
-    try:
-        mod = importlib.import_module("tflite_runtime.interpreter")
-        return LiteRtModule("tflite-runtime", _version("tflite-runtime"), mod.Interpreter, mod.load_delegate)
-    except (ImportError, AttributeError):  # tflite-runtime 2.14 under numpy 2 dies with either
-        pass
-    if importlib.util.find_spec("tensorflow") is not None:
-        import tensorflow as tf  # last resort: the user already has TensorFlow
-
-        return LiteRtModule("tensorflow", tf.__version__, tf.lite.Interpreter, tf.lite.experimental.load_delegate)
+    for dist, module, attr in LITERT_PACKAGES:
+        if importlib.util.find_spec(module.split(".")[0]) is None:
+            continue
+        try:
+            mod = importlib.import_module(module)
+            api = getattr(mod, attr) if attr else mod
+            load_delegate = api.experimental.load_delegate if attr else api.load_delegate
+            return LiteRtModule(dist, _version(dist), api.Interpreter, load_delegate)
+        except (ImportError, AttributeError, SystemError):  # tflite-runtime 2.14 under numpy 2 dies here
+            continue
     raise RuntimeUnavailableError(f"running .tflite files needs LiteRT: {INSTALL_HINT}")
 
 
