@@ -20,11 +20,14 @@ venv: $(STAMP)
 
 # Generate the built-in dataset, train the default model, quantize to int8 TFLite and ONNX
 # (verified against the float model), and predict a held-out clip with the exported file.
-demo: $(STAMP)
-	$(BIN)/edge-rcnn data moving-digits $(DATA)
+# Rerunning it reuses the dataset and resumes (or just reloads) the finished training run.
+demo: $(STAMP) $(DATA)/dataset.json
 	$(BIN)/edge-rcnn train $(DATA) --out $(RUN)
 	$(BIN)/edge-rcnn quantize $(RUN)/model.keras --calib $(DATA) --format tflite,onnx --mode int8 --streaming -o $(OUT)
 	$(BIN)/edge-rcnn predict $(OUT)/model_int8.tflite $$(ls -d $(DATA)/val/*/* | head -1) --topk 3
+
+$(DATA)/dataset.json: | $(STAMP)
+	$(BIN)/edge-rcnn data moving-digits $(DATA)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
