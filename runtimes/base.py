@@ -206,3 +206,13 @@ def runtime_for(path: str | Path, device: Device) -> type[Runtime]:
             return cls
     valid = sorted({d.value for cls in by_suffix for d in cls.devices})
     raise InputError(f"device {device}: cannot run {suffix} files; for {suffix} use one of: {', '.join(valid)}")
+
+
+def package_version(dist: str) -> str | None:
+    """The installed version of a distribution (``"ai-edge-litert"``), or ``None`` if absent."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None

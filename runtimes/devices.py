@@ -13,11 +13,10 @@ import json
 import os
 import platform
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from runtimes.base import Device, DeviceKind, parse_device
+from runtimes.base import Device, DeviceKind, package_version, parse_device
 
 CORAL_USB_IDS = (("1a6e", "089a"), ("18d1", "9302"))
 # pip distribution -> what it runs; the first one installed per row is the one used.
@@ -71,17 +70,10 @@ class DeviceReport:
         return "; ".join(parts)
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def _runtimes() -> tuple[RuntimeInfo, ...]:
     found = []
     for name, dists in RUNTIME_PACKAGES:
-        hit = next(((d, v) for d in dists if (v := _version(d))), (None, None))
+        hit = next(((d, v) for d in dists if (v := package_version(d))), (None, None))
         found.append(RuntimeInfo(name, *hit))
     return tuple(found)
 

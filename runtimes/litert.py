@@ -17,7 +17,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from runtimes.base import Device, DeviceKind, Runtime, TensorInfo, check_threads, register_runtime
+from runtimes.base import (
+    Device, DeviceKind, Runtime, TensorInfo, check_threads, package_version, register_runtime,
+)
 from runtimes.errors import ModelFileError, RuntimeUnavailableError, first_line
 from runtimes.metadata import read_metadata, tflite_ops
 
@@ -33,15 +35,6 @@ class LiteRtModule:
     version: str
     Interpreter: Callable[..., Any]
     load_delegate: Callable[..., Any]
-
-
-def _version(dist: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 # Interpreter packages in order of preference: (distribution, module, attribute holding the
@@ -63,7 +56,7 @@ def import_litert() -> LiteRtModule:
             mod = importlib.import_module(module)
             api = getattr(mod, attr) if attr else mod
             load_delegate = api.experimental.load_delegate if attr else api.load_delegate
-            return LiteRtModule(dist, _version(dist), api.Interpreter, load_delegate)
+            return LiteRtModule(dist, package_version(dist) or "unknown", api.Interpreter, load_delegate)
         except (ImportError, AttributeError, SystemError):  # tflite-runtime 2.14 under numpy 2 dies here
             continue
     raise RuntimeUnavailableError(f"running .tflite files needs LiteRT: {INSTALL_HINT}")

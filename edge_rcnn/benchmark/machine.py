@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import platform
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -99,13 +98,9 @@ def _mhz(info: dict[str, str]) -> float | None:
 
 
 def package_versions(names=VERSIONED) -> dict[str, str]:
-    out = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    from runtimes.base import package_version
+
+    return {name: version for name in names if (version := package_version(name))}
 
 
 def machine_info(cpuinfo: str | Path = "/proc/cpuinfo") -> MachineInfo:
