@@ -19,6 +19,7 @@ import numpy as np
 from converters.config import FEW_CALIBRATION_CLIPS
 from edge_rcnn.config import ModelConfig
 from edge_rcnn.errors import DataError
+from edge_rcnn.data import normalize
 
 
 class CalibrationDataReader(Protocol):
@@ -58,7 +59,7 @@ class ClipReader:
             return None
         i = self._next
         self._next += 1
-        return {self.input_name: normalize_clips(self.clips.clips[i : i + 1], self.config)}
+        return {self.input_name: normalize(self.clips.clips[i : i + 1], self.config)}
 
     def rewind(self) -> None:
         self._next = 0
@@ -90,13 +91,6 @@ class ArrayReader:
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         self.rewind()
         return iter(self.get_next, None)
-
-
-def normalize_clips(clips_uint8: np.ndarray, config: ModelConfig) -> np.ndarray:
-    """uint8 pixels -> the float32 model input, by the data module's one definition."""
-    from edge_rcnn.data import normalize
-
-    return np.asarray(normalize(clips_uint8, config), dtype=np.float32)
 
 
 class ProgressReader:

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from converters.calibration import ArrayReader, ClipReader, normalize_clips
+from converters.calibration import ArrayReader, ClipReader
+from edge_rcnn.data import normalize
 from edge_rcnn.config import InputMode
 from edge_rcnn.errors import ConfigError, ConversionError
 
@@ -82,7 +83,7 @@ def calibration_frames(job) -> np.ndarray:
     clips = job.calibration.clips
     pick = np.unique(np.linspace(0, clips.shape[1] - 1, FRAMES_PER_CLIP).round().astype(int))
     frames = clips[:, pick].reshape(-1, *clips.shape[2:])
-    return normalize_clips(frames, job.config)
+    return normalize(frames, job.config)
 
 
 def float_features(job, clips_uint8: np.ndarray, batch: int = 64) -> np.ndarray:
@@ -90,7 +91,7 @@ def float_features(job, clips_uint8: np.ndarray, batch: int = 64) -> np.ndarray:
     encoder = job.model.get_layer("frames_cnn").layer
     n, t = clips_uint8.shape[:2]
     frames = clips_uint8.reshape(n * t, *clips_uint8.shape[2:])
-    out = [np.asarray(encoder(normalize_clips(frames[i : i + batch], job.config), training=False), np.float32)
+    out = [np.asarray(encoder(normalize(frames[i : i + batch], job.config), training=False), np.float32)
            for i in range(0, len(frames), batch)]
     return np.concatenate(out).reshape(n, t, -1)
 

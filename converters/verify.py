@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from converters.calibration import ClipSet, normalize_clips
+from converters.calibration import ClipSet
+from edge_rcnn.data import normalize
 from edge_rcnn.errors import AccuracyDropError, AtolError, ShapeError, ValidationError
 
 
@@ -67,7 +68,7 @@ def reference_probs(model, config, clips: ClipSet, batch: int = 16) -> np.ndarra
     """The float Keras model's probabilities for ``clips`` (batched; the model has no carried state)."""
     out = []
     for start in range(0, len(clips), batch):
-        x = normalize_clips(clips.clips[start : start + batch], config)
+        x = normalize(clips.clips[start : start + batch], config)
         out.append(np.asarray(model(x, training=False), dtype=np.float32))
     return np.concatenate(out, axis=0)
 

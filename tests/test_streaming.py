@@ -117,7 +117,7 @@ def test_push_equals_predict_on_the_last_T_frames_at_every_position(float_dir, e
 
 
 def test_int8_stream_agrees_with_the_float_keras_model_on_held_out_video(int8_dir, trained_model_file, held_out_video):
-    from converters.calibration import normalize_clips
+    from edge_rcnn.data import normalize
     from edge_rcnn.model import load_model
 
     model, config = load_model(trained_model_file)
@@ -128,7 +128,7 @@ def test_int8_stream_agrees_with_the_float_keras_model_on_held_out_video(int8_di
     pushed = [s.push(f) for f in video]
     assert all(r is None for r in pushed[: T - 1]) and all(r is not None for r in pushed[T - 1 :])
     windows = np.stack([video[i - T + 1 : i + 1] for i in range(T - 1, len(video))])
-    keras_top = np.concatenate([np.asarray(model(normalize_clips(windows[i : i + 32], config))).argmax(-1)
+    keras_top = np.concatenate([np.asarray(model(normalize(windows[i : i + 32], config))).argmax(-1)
                                 for i in range(0, len(windows), 32)])
     stream_top = np.array([r.index for r in pushed[T - 1 :]])
     clip_ends = np.arange(0, len(windows), T)  # windows that are exactly one val clip
