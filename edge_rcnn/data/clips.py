@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from edge_rcnn.errors import DataError
+from runtimes.sources import sample_indices  # the device's rule: train and predict sample alike
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -86,11 +87,6 @@ def frame_files(folder: Path) -> list[Path]:
         p for p in Path(folder).iterdir()
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
     )
-
-
-def sample_indices(count: int, frames: int) -> np.ndarray:
-    """``frames`` indices spread uniformly over ``count`` frames, first and last included."""
-    return np.linspace(0, count - 1, frames).round().astype(np.int64)
 
 
 def read_frames_bgr(ref: ClipRef, frames: int) -> list[np.ndarray]:
