@@ -68,7 +68,7 @@ def _onnx_details(path: Path) -> dict[str, Any]:
         from runtimes.errors import RuntimeUnavailableError
 
         raise RuntimeUnavailableError("info on ONNX files needs the onnx package: pip install onnx") from None
-    from converters.onnx_export import float_compute_nodes, op_counts
+    from converters.onnx_export import float_compute_nodes, op_counts, weight_only_nodes
 
     try:
         proto = onnx.load(str(path))
@@ -87,7 +87,15 @@ def _onnx_details(path: Path) -> dict[str, Any]:
         "outputs": [tensor(v) for v in proto.graph.output],
         "ops": op_counts(proto), "op_count": len(proto.graph.node),
         "float_compute_nodes": float_compute_nodes(proto),
+        "weight_only_nodes": weight_only_nodes(proto),
     }
+
+
+_NODE_LISTS = {  # details key -> its line in ``format_info``
+    "ops_with_float_tensors": "ops with float tensors",
+    "float_compute_nodes": "float compute nodes",
+    "weight_only_nodes": "weight-only int8 (math float)",  # LSTM/GRU: int8 W/R behind DequantizeLinear
+}
 
 
 def format_info(details: dict[str, Any]) -> str:
@@ -109,9 +117,9 @@ def format_info(details: dict[str, Any]) -> str:
             lines.append(f"  {kind[:-1]} {t['name']}: {t['shape']} {t['dtype']}{quant}")
     ops = ", ".join(f"{name} x{n}" if n > 1 else name for name, n in details.get("ops", {}).items())
     lines.append(f"  ops ({details.get('op_count')}): {ops}")
-    for key in ("ops_with_float_tensors", "float_compute_nodes"):
+    for key, label in _NODE_LISTS.items():
         if key in details:
-            lines.append(f"  {key.replace('_', ' ')}: {', '.join(details[key]) or 'none'}")
+            lines.append(f"  {label}: {', '.join(details[key]) or 'none'}")
     return "\n".join(lines)
 
 

@@ -4,7 +4,9 @@ tf2onnx converts a rebuild of the tf_keras model (batch 1 by default, ``dynamic_
 request; RNNs not unrolled, so LSTM/GRU become native ONNX ``LSTM``/``GRU`` nodes, never a
 ``Loop``). int8 is ONNX Runtime static quantization in QDQ format with symmetric int8 activations
 and per-channel symmetric int8 weights (what TensorRT accepts), calibrated on the same clips as
-TFLite. ORT quantizes Conv/MatMul/Gemm; LSTM/GRU nodes stay float (listed in the report).
+TFLite. ORT quantizes Conv/MatMul/Gemm but not LSTM/GRU nodes; ``converters.onnx_rnn`` then stores
+their W/R weights as int8 behind DequantizeLinear (weight-only: the RNN math stays float, listed
+in the report as such).
 fp16 keeps float32 IO. This module is named ``onnx_export`` so it does not shadow ``onnx``.
 """
 
@@ -46,12 +48,15 @@ def convert(job: ExportJob) -> ExportedFile:
     except Exception as exc:  # onnx.checker.ValidationError / InferenceError
         raise ConversionError(f"{job.path_for(Format.ONNX).name}: onnx.checker failed: {_first_line(exc)}") from None
     path = write_bytes_atomic(job.path_for(Format.ONNX), proto.SerializeToString())
-    float_nodes = float_compute_nodes(proto)
-    notes = ()
+    float_nodes, weight_only = float_compute_nodes(proto), weight_only_nodes(proto)
+    notes = []
     if job.settings.mode in (Mode.INT8, Mode.DYNAMIC) and float_nodes:
-        notes = (f"float nodes (not quantized by ONNX Runtime): {', '.join(float_nodes)}",)
-    return ExportedFile(path, Format.ONNX, job.settings.mode, notes=notes, part=job.part,
-                        details={"opset": OPSET, "ops": op_counts(proto), "float_nodes": float_nodes})
+        notes.append(f"float nodes (not quantized by ONNX Runtime): {', '.join(float_nodes)}")
+    if weight_only:
+        notes.append(f"weight-only int8 (math float): {', '.join(weight_only)}")
+    return ExportedFile(path, Format.ONNX, job.settings.mode, notes=tuple(notes), part=job.part,
+                        details={"opset": OPSET, "ops": op_counts(proto), "float_nodes": float_nodes,
+                                 "weight_only_nodes": weight_only})
 
 
 def export_float(job: ExportJob):
@@ -108,6 +113,7 @@ def _int8(proto, job: ExportJob):
 
     from converters.calibration import ProgressReader
     from converters.config import OnnxInt8
+    from converters.onnx_rnn import quantize_rnn_weights
     from converters.parts import calibration_reader
 
     onnx = _import("onnx")
@@ -128,7 +134,9 @@ def _int8(proto, job: ExportJob):
                 activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
                 extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
             )
-        return onnx.load(str(dst))
+        quantized = onnx.load(str(dst))
+    quantize_rnn_weights(quantized)  # ORT's QDQ skips LSTM/GRU: their W/R become int8 + DequantizeLinear
+    return quantized
 
 
 _MODES = {Mode.FLOAT: _float, Mode.FP16: _fp16, Mode.DYNAMIC: _dynamic, Mode.INT8: _int8}
@@ -159,13 +167,32 @@ def check_graph(proto) -> list[str]:
 
 
 def float_compute_nodes(proto) -> list[str]:
-    """Compute nodes (Conv, MatMul, LSTM, GRU, ...) that run in float: data or weights not dequantized int8."""
-    producers = {out: node.op_type for node in proto.graph.node for out in node.output}
-    floats = []
-    for node in proto.graph.node:
-        if node.op_type in COMPUTE_OPS and any(producers.get(i) != "DequantizeLinear" for i in node.input[:2]):
-            floats.append(f"{node.op_type}({node.name})")
-    return floats
+    """Compute nodes (Conv, MatMul, LSTM, GRU, ...) with float weights or float data: not dequantized int8.
+
+    RNNs whose weights are dequantized int8 are not here but in ``weight_only_nodes``."""
+    producers = _producers(proto)
+    weight_only = set(weight_only_nodes(proto))
+    return [_label(node) for node in proto.graph.node
+            if node.op_type in COMPUTE_OPS and _label(node) not in weight_only
+            and any(producers.get(i) != "DequantizeLinear" for i in node.input[:2])]
+
+
+def weight_only_nodes(proto) -> list[str]:
+    """LSTM/GRU nodes whose W and R come from DequantizeLinear: int8 in the file, float math when run
+    (ONNX Runtime has no int8 LSTM/GRU kernel for QDQ graphs, whatever feeds their data input)."""
+    from converters.onnx_rnn import RNN_OPS, WEIGHT_INPUTS
+
+    producers = _producers(proto)
+    return [_label(node) for node in proto.graph.node if node.op_type in RNN_OPS
+            and all(producers.get(node.input[i]) == "DequantizeLinear" for i in WEIGHT_INPUTS)]
+
+
+def _producers(proto) -> dict[str, str]:
+    return {out: node.op_type for node in proto.graph.node for out in node.output}
+
+
+def _label(node) -> str:
+    return f"{node.op_type}({node.name})"
 
 
 def op_counts(proto) -> dict[str, int]:

@@ -158,12 +158,15 @@ def assert_full_int8(path: Path, io_dtype: str = "int8") -> None:
     from runtimes.metadata import tflite_ops
 
     ops = tflite_ops(path)
-    assert ops and not {"WHILE", "IF", "CALL_ONCE"} & set(ops), ops
-    assert ops.count("DEQUANTIZE") == (1 if io_dtype == "float" else 0), ops  # float IO: one, at the output
-    assert not [op for op in ops if op.startswith(("CUSTOM", "Flex"))], ops
-    if io_dtype != "float":
-        assert ops.count("QUANTIZE") == (2 if io_dtype == "uint8" else 0), ops  # uint8 IO: a requantize at each end
     interpreter = make_interpreter(path.read_bytes())
+    n_in, n_out = len(interpreter.get_input_details()), len(interpreter.get_output_details())
+    assert ops and not {"WHILE", "IF", "CALL_ONCE"} & set(ops), ops
+    assert ops.count("DEQUANTIZE") == (n_out if io_dtype == "float" else 0), ops  # float IO: one per output
+    assert not [op for op in ops if op.startswith(("CUSTOM", "Flex"))], ops
+    if io_dtype == "float":
+        assert ops.count("QUANTIZE") == n_in, ops  # one per input
+    else:
+        assert ops.count("QUANTIZE") == (2 if io_dtype == "uint8" else 0), ops  # uint8 IO: a requantize at each end
     assert interpreter.get_input_details()[0]["dtype"].__name__ == ("float32" if io_dtype == "float" else io_dtype)
     graph_io = {d["index"] for d in (*interpreter.get_input_details(), *interpreter.get_output_details())}
     for op in interpreter._get_ops_details():
@@ -217,7 +220,7 @@ def test_check_ops_rejects_float_tensors_in_an_int8_promise(plain_runs):
 def test_onnx_graphs(int8_run, plain_runs):
     import onnx
 
-    from converters.onnx_export import OPSET, float_compute_nodes
+    from converters.onnx_export import OPSET, float_compute_nodes, weight_only_nodes
 
     for path in (written(int8_run, ".onnx"), *(written(r, ".onnx") for r in plain_runs.values())):
         model = onnx.load(str(path))
@@ -238,9 +241,11 @@ def test_onnx_graphs(int8_run, plain_runs):
     conv = next(n for n in q.graph.node if n.op_type == "Conv")
     weight_dq = next(n for n in q.graph.node if conv.input[1] in n.output)
     assert onnx.numpy_helper.to_array(inits[weight_dq.input[1]]).size > 1  # per-channel weight scales
-    assert [n.split("(")[0] for n in float_compute_nodes(q)] == ["LSTM"]  # what ORT leaves in float
+    assert float_compute_nodes(q) == []  # ORT quantizes Conv/MatMul; the LSTM keeps only its math float
+    assert [n.split("(")[0] for n in weight_only_nodes(q)] == ["LSTM"]
     entry = next(f for f in int8_run.document["files"] if f["format"] == "onnx")
-    assert entry["float_nodes"] and entry["notes"] and "LSTM" in entry["notes"][0]
+    assert entry["float_nodes"] == [] and entry["weight_only_nodes"] == weight_only_nodes(q)
+    assert entry["notes"] == [f"weight-only int8 (math float): {weight_only_nodes(q)[0]}"]
 
 
 def test_onnx_int8_for_cpu_uses_uint8_activations_and_int8_weights(tmp_path, tiny_model_file, digits_dir):
@@ -261,8 +266,67 @@ def test_onnx_int8_for_cpu_uses_uint8_activations_and_int8_weights(tmp_path, tin
             dtypes[kind].add(inits[node.input[2]].dtype)
     assert np.dtype(np.uint8) in dtypes["activation"] and dtypes["weight"] <= {np.dtype(np.int8), np.dtype(np.int32)}
     assert weights  # compute nodes were quantized
+    from converters.onnx_export import weight_only_nodes
+
+    assert [n.split("(")[0] for n in weight_only_nodes(q)] == ["LSTM"]  # RNN weights int8 in this flavour too
     assert report.document["settings"]["onnx_int8"] == "cpu"
     assert report.comparisons[0].agreement >= 0.9
+
+
+def test_rnn_weights_quantize_per_row_symmetric():
+    from converters.onnx_rnn import quantize_rows
+
+    weight = np.array([[[1.0, -0.5], [0.0, 0.0]], [[0.25, 0.5], [0.0, 0.0]]], np.float32)  # 2 directions, 2 rows
+    quantized = quantize_rows(weight)
+    np.testing.assert_array_equal(quantized.scale, np.array([1 / 127, 1.0], np.float32))  # row 1 all zero: scale 1
+    np.testing.assert_array_equal(quantized.values, [[[127, -64], [0, 0]], [[32, 64], [0, 0]]])  # rint: -63.5 -> -64
+    assert quantized.values.dtype == np.int8
+
+
+@pytest.mark.parametrize("rnn", ["lstm", "gru"])
+def test_onnx_int8_stores_rnn_weights_as_int8(tmp_path, rnn):
+    import onnx
+    import onnxruntime as ort
+
+    from converters.calibration import ClipSet
+    from converters.config import ConvertConfig
+    from converters.job import ExportJob
+    from converters.onnx_export import convert, export_float, float_compute_nodes
+    from converters.onnx_rnn import RNN_OPS, quantize_rnn_weights
+    from edge_rcnn.data import normalize
+    from edge_rcnn.model import build_model
+
+    config = tiny_model_config(rnn=rnn, frames=4)
+    rng = np.random.default_rng(0)
+    clips = ClipSet(rng.integers(0, 256, (8, *config.input_shape), dtype=np.uint8), None, "random")
+    job = ExportJob(build_model(config), config, ConvertConfig(formats=("onnx",)), tmp_path, "0" * 64, clips, False)
+    exported = convert(job)
+    q = onnx.load(str(exported.path))
+    inits = {i.name: i for i in q.graph.initializer}
+    producers = {out: n for n in q.graph.node for out in n.output}
+    (node,) = [n for n in q.graph.node if n.op_type in RNN_OPS]
+    assert node.op_type == rnn.upper() and float_compute_nodes(q) == []
+    for name in node.input[1:3]:  # W and R: int8 behind DequantizeLinear, no float initializer left
+        assert name not in inits
+        dq = producers[name]
+        values, scale, zero_point = (onnx.numpy_helper.to_array(inits[i]) for i in dq.input)
+        assert dq.op_type == "DequantizeLinear" and onnx.helper.get_attribute_value(dq.attribute[0]) == 1
+        assert values.dtype == np.int8 and np.abs(values).max() == 127  # symmetric: the largest row hits 127
+        assert scale.shape == (values.shape[1],) and (scale > 0).all()  # one scale per gate row
+        assert zero_point.dtype == np.int8 and zero_point.shape == scale.shape and not zero_point.any()
+    assert inits[node.input[3]].data_type == onnx.TensorProto.FLOAT  # the bias stays float
+    assert exported.notes == (f"weight-only int8 (math float): {rnn.upper()}({node.name})",)
+
+    float_proto = export_float(job)
+    weight_only = onnx.load_from_string(float_proto.SerializeToString())
+    assert len(quantize_rnn_weights(weight_only)) == 2
+    x = normalize(clips.clips, config)
+    run = lambda proto: np.concatenate([  # noqa: E731
+        ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"frames": c[None]})[0]
+        for c in x])
+    reference = run(float_proto)
+    assert np.abs(run(weight_only) - reference).max() < 1e-3  # int8 weights alone move the outputs a little
+    assert np.abs(run(q) - reference).max() < 2e-2  # the full int8 file: activations quantized too
 
 
 def test_onnx_dynamic_batch(tmp_path, tiny_model_file):
@@ -437,9 +501,12 @@ def test_info(int8_run):
     assert details["inputs"][0]["dtype"] == "int8" and details["inputs"][0]["scale"] > 0
     assert "FULLY_CONNECTED" in details["ops"] and details["ops_with_float_tensors"] == []  # int8: LSTM unrolled
     onnx_details = info(written(int8_run, ".onnx"))
-    assert onnx_details["opset"] >= 17 and onnx_details["float_compute_nodes"][0].startswith("LSTM")
+    assert onnx_details["opset"] >= 17 and onnx_details["float_compute_nodes"] == []
+    assert onnx_details["weight_only_nodes"][0].startswith("LSTM")  # int8 weights, float math
     code, out, _ = run_cli("info", written(int8_run, ".tflite"))
     assert code == 0 and "scale" in out and "FULLY_CONNECTED" in out and "0_right" in out
+    code, out, _ = run_cli("info", written(int8_run, ".onnx"))
+    assert code == 0 and "float compute nodes: none" in out and "weight-only int8 (math float): LSTM(" in out
     code, out, _ = run_cli("info", written(int8_run, ".onnx"), "--json")
     assert code == 0 and json.loads(out)["metadata"]["labels"][0] == "0_right"
 
@@ -621,13 +688,16 @@ def test_streaming_parts_are_int8_and_match_the_clip_model_frame_by_frame(stream
     pairs = [c for c in stream_run.comparisons if " + " in c.file]
     assert [c.format for c in pairs] == ["tflite", "onnx"] and all(c.passed and c.agreement >= 75 for c in pairs)
     assert_full_int8(out / "stream_encoder_int8.tflite")
-    assert_full_int8(out / "stream_head_int8.tflite")
+    assert_full_int8(out / "stream_head_int8.tflite", io_dtype="float")  # int8 inside, float states in and out
     for ext in ("tflite", "onnx"):
         enc, head = read_metadata(out / f"stream_encoder_int8.{ext}"), read_metadata(out / f"stream_head_int8.{ext}")
         assert (enc["kind"], head["kind"]) == ("stream_encoder", "stream_head")
+        io = {k: head["stream"].pop(k) for k in ("inputs", "outputs")}  # the step head's tensors, in call order
         assert enc["stream"] == {**head["stream"], "role": "encoder"} and head["stream"]["role"] == "head"
         assert head["stream"]["feature_dim"] == 8 and head["stream"]["frames"] == TINY_FRAMES  # tiny: 2 * width
-        assert enc["input"]["shape"] == [1, 32, 32, 3] and head["input"]["shape"] == [1, TINY_FRAMES, 8]
+        assert enc["input"]["shape"] == [1, 32, 32, 3] and head["input"]["shape"] == [1, 8]  # one frame's feature
+        assert len(io["inputs"]) == len(io["outputs"]) == 3  # LSTM: feature, h0, c0 -> probs, h0, c0
+        assert "feature" in io["inputs"][0] and io["inputs"][0] == head["input"]["name"] or ext == "tflite"
         assert enc["source_sha256"] == head["source_sha256"] == file_sha256(tiny_model_file)
         assert find_stream_parts(out / f"model_int8.{ext}") == (out / f"stream_encoder_int8.{ext}", out / f"stream_head_int8.{ext}")
     manifest = json.loads((out / "manifest.json").read_text())
