@@ -93,10 +93,31 @@ class ArrayReader:
         return iter(self.get_next, None)
 
 
+class FeedReader:
+    """``get_next()`` -> each of a list of ready feeds (several named inputs: the step head)."""
+
+    input_name = None  # several inputs: the feeds are yielded whole
+
+    def __init__(self, feeds: list[dict[str, np.ndarray]]):
+        self.feeds, self._next = feeds, 0
+
+    def __len__(self) -> int:
+        return len(self.feeds)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._next >= len(self.feeds):
+            return None
+        self._next += 1
+        return self.feeds[self._next - 1]
+
+    def rewind(self) -> None:
+        self._next = 0
+
+
 class ProgressReader:
     """A reader that moves a progress bar as it is consumed (same protocol, closes the bar at the end)."""
 
-    def __init__(self, reader: ClipReader | ArrayReader, desc: str, enabled: bool = True):
+    def __init__(self, reader: ClipReader | ArrayReader | FeedReader, desc: str, enabled: bool = True):
         from edge_rcnn._util import _NoBar, progress
 
         self.reader, self.input_name = reader, reader.input_name
@@ -114,14 +135,15 @@ class ProgressReader:
         return feed
 
 
-def representative_dataset(reader: ClipReader | ArrayReader, desc: str = "calibrating", progress: bool = True):
+def representative_dataset(reader: ClipReader | ArrayReader | FeedReader, desc: str = "calibrating", progress: bool = True):
     """A TFLite ``representative_dataset`` (a generator function) over ``reader``, with a bar."""
 
     def generate() -> Iterator[list[np.ndarray]]:
         reader.rewind()
         with_bar = ProgressReader(reader, desc, progress)
         for feed in iter(with_bar.get_next, None):
-            yield [feed[reader.input_name]]
+            # One input: by position. Several: by signature input name (TFLite orders them its own way).
+            yield feed if reader.input_name is None else [feed[reader.input_name]]
 
     return generate
 

@@ -42,7 +42,10 @@ def convert(job: ExportJob) -> ExportedFile:
     if problems:
         raise ConversionError(f"{job.path_for(Format.ONNX).name}: {'; '.join(problems)}")
     inp, out = io_entries(proto)
-    embed_onnx_metadata(proto, parts.metadata(job, Format.ONNX, mode=job.settings.mode.value, input=inp, output=out))
+    io = None
+    if job.part is parts.Part.STREAM_HEAD:  # [feature, *states] -> [probs, *states], in the Keras model's order
+        io = [i.name for i in proto.graph.input], [o.name for o in proto.graph.output]
+    embed_onnx_metadata(proto, parts.metadata(job, Format.ONNX, mode=job.settings.mode.value, input=inp, output=out, io=io))
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:  # onnx.checker.ValidationError / InferenceError
@@ -61,7 +64,7 @@ def convert(job: ExportJob) -> ExportedFile:
 
 def export_float(job: ExportJob):
     """The float32 ``onnx.ModelProto`` from tf2onnx (input named like the Keras input, e.g. ``frames``)."""
-    from converters.parts import build_graph, sample_shape
+    from converters.parts import build_graph, input_shapes
     from edge_rcnn._keras import tf
 
     tf = tf()
@@ -69,8 +72,7 @@ def export_float(job: ExportJob):
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     batch = None if job.settings.dynamic_batch else 1
     model = build_graph(job, batch_size=batch, unroll=False)  # clip model: native LSTM/GRU nodes
-    name = model.input_names[0]
-    spec = (tf.TensorSpec((batch, *sample_shape(job)), tf.float32, name=name),)
+    spec = tuple(tf.TensorSpec(shape, tf.float32, name=name) for name, shape in input_shapes(job, batch).items())
     try:
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET)
     except Exception as exc:

@@ -1,13 +1,15 @@
 """Which graph a target converts: the whole clip model, or one of its two streaming parts.
 
-``--streaming`` also exports the clip model split in two (``edge_rcnn.model.split_for_streaming``):
-a frame encoder (one frame -> feature vector; runs once per camera frame) and a temporal head
-(the last T features -> probabilities; unrolled, no state between calls). The runtimes'
-``FeatureStream`` runs the pair (``runtimes.open_stream``). Each target module asks this module
-for the Keras graph, the calibration reader and the metadata, so it converts any part the same way.
+``--streaming`` also exports the clip model split in two: a frame encoder (one frame -> feature
+vector; runs once per camera frame) and a step head (``edge_rcnn.stepper``: one recurrent step
+for the T windows in flight, states as explicit inputs and outputs, no state in the file). The
+runtimes' ``FeatureStream`` runs the pair (``runtimes.open_stream``). Each target module asks
+this module for the Keras graph, the calibration reader and the metadata, so it converts any
+part the same way.
 
-Calibration: the encoder on the frames of the calibration clips, the head on the float
-encoder's features of those clips (what the device feeds it, up to the encoder's quantization).
+Calibration: the encoder on the frames of the calibration clips; the head on what it sees on a
+device -- the float encoder's features of the calibration clips played back to back as one
+video, with the states the float step head itself produces along the way.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from converters.calibration import ArrayReader, ClipReader
+from converters.calibration import ArrayReader, ClipReader, FeedReader
 from edge_rcnn.data import normalize
 from edge_rcnn.config import InputMode
 from edge_rcnn.errors import ConfigError, ConversionError
 
 FRAMES_PER_CLIP = 4  # encoder calibration: this many evenly spaced frames of each calibration clip
+HEAD_CALIBRATION_STEPS = 1024  # step head calibration: at most this many pushes (of N clips x T)
 
 
 class Part(str, enum.Enum):
@@ -45,19 +48,23 @@ def build_graph(job, batch_size: int | None, unroll: bool | None = None):
 
     if job.part is Part.CLIP:
         return rebuild(job.model, job.config, batch_size=batch_size, unroll=unroll)
-    # unroll=None (TFLite) keeps the head unrolled: no state inside the file. ONNX asks for
-    # unroll=False and gets native LSTM/GRU nodes, stateless in ONNX Runtime.
-    encoder, head = split_for_streaming(job.model, job.config, batch_size=batch_size, unroll=unroll is not False)
-    return encoder if job.part is Part.STREAM_ENCODER else head
+    if job.part is Part.STREAM_HEAD:
+        from edge_rcnn.stepper import build_step_head
+
+        return build_step_head(job.model, job.config)  # static shapes: [1, F] and [T, U] per state
+    return split_for_streaming(job.model, job.config, batch_size=batch_size)[0]
 
 
-def sample_shape(job) -> tuple[int, ...]:
-    """One input sample's shape (no batch axis) for ``job.part``."""
-    if job.part is Part.CLIP:
-        return tuple(job.config.input_shape)
-    if job.part is Part.STREAM_ENCODER:
-        return (*job.config.input_size, job.config.channels)
-    return (job.config.frames, feature_dim(job))
+def input_shapes(job, batch_size: int | None) -> dict[str, tuple[int | None, ...]]:
+    """Every input of ``job.part``'s graph by name, with its batch axis (the head's are static)."""
+    if job.part is Part.STREAM_HEAD:
+        from edge_rcnn.stepper import state_names
+
+        states = {name: (job.config.frames, job.config.units) for name in state_names(job.config)}
+        return {"feature": (1, feature_dim(job)), **states}
+    name = "frames" if job.part is Part.CLIP else "frame"
+    shape = job.config.input_shape if job.part is Part.CLIP else (*job.config.input_size, job.config.channels)
+    return {name: (batch_size, *shape)}
 
 
 def feature_dim(job) -> int:
@@ -71,11 +78,9 @@ def calibration_reader(job, input_name: str):
         raise ConversionError("int8: needs calibration clips (use quantize with --calib DATA)")
     if job.part is Part.CLIP:
         return ClipReader(job.calibration, job.config, input_name)
-    frames = calibration_frames(job)
     if job.part is Part.STREAM_ENCODER:
-        return ArrayReader(frames, input_name)
-    features = float_features(job, job.calibration.clips)
-    return ArrayReader(features, input_name)
+        return ArrayReader(calibration_frames(job), input_name)
+    return FeedReader(step_feeds(job))
 
 
 def calibration_frames(job) -> np.ndarray:
@@ -96,8 +101,24 @@ def float_features(job, clips_uint8: np.ndarray, batch: int = 64) -> np.ndarray:
     return np.concatenate(out).reshape(n, t, -1)
 
 
-def metadata(job, fmt, *, mode: str, input: dict[str, Any], output: dict[str, Any]) -> dict[str, Any]:
-    """The ``edge_rcnn`` document for ``job.part`` (``kind`` and, for parts, ``stream``)."""
+def step_feeds(job, limit: int = HEAD_CALIBRATION_STEPS) -> list[dict[str, np.ndarray]]:
+    """Step-head inputs ``{feature, h0, c0, ...}`` seen while the float encoder + float step head
+    play the calibration clips back to back (every state depth 0..T-1, windows across clip
+    boundaries as a camera sees them); at most ``limit`` evenly spaced steps."""
+    from edge_rcnn.stepper import build_step_head, run_stream, state_names
+
+    features = float_features(job, job.calibration.clips)
+    head = build_step_head(job.model, job.config)
+    _, feeds = run_stream(lambda *a: head(list(a), training=False), features.reshape(-1, features.shape[-1]), job.config)
+    names = ["feature", *state_names(job.config)]
+    pick = np.unique(np.linspace(0, len(feeds) - 1, min(limit, len(feeds))).round().astype(int))
+    return [dict(zip(names, feeds[i])) for i in pick]
+
+
+def metadata(job, fmt, *, mode: str, input: dict[str, Any], output: dict[str, Any],
+             io: tuple[list[str], list[str]] | None = None) -> dict[str, Any]:
+    """The ``edge_rcnn`` document for ``job.part`` (``kind`` and, for parts, ``stream``); ``io``:
+    the head's input and output tensor names in call order."""
     from converters.config import file_name
     from converters.metadata import build_metadata
 
@@ -111,4 +132,6 @@ def metadata(job, fmt, *, mode: str, input: dict[str, Any], output: dict[str, An
             "encoder": file_name(fmt, mode_, Part.STREAM_ENCODER.value),
             "head": file_name(fmt, mode_, Part.STREAM_HEAD.value),
         }
+        if io is not None:
+            meta["stream"].update(inputs=list(io[0]), outputs=list(io[1]))
     return meta

@@ -44,8 +44,9 @@ def convert(job: ExportJob) -> ExportedFile:
 
     name = job.path_for(Format.TFLITE).name
     content, quantizer = convert_checked(job)
-    inp, out = io_entries(content)
-    meta = parts.metadata(job, Format.TFLITE, mode=job.settings.mode.value, input=inp, output=out)
+    io = signature_io(content) if job.part is parts.Part.STREAM_HEAD else None
+    inp, out = io_entries(content, io)
+    meta = parts.metadata(job, Format.TFLITE, mode=job.settings.mode.value, input=inp, output=out, io=io)
     path = write_bytes_atomic(job.path_for(Format.TFLITE), embed_tflite_metadata(content, meta))
     details = {"ops": op_counts(content)}
     if quantizer:
@@ -91,6 +92,8 @@ def convert_bytes(job: ExportJob, quantizer: str | None = None) -> bytes:
     try:
         with warnings.catch_warnings():  # "Statistics for quantized inputs were expected": we set the IO dtype
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+            # TF's calibrator reads a several-input model's signature with tf.lite.Interpreter.
+            warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated")
             return bytes(converter.convert())
     except Exception as exc:  # the converter raises ConverterError/RuntimeError with pages of MLIR
         first = first_line(exc, 300)
@@ -122,7 +125,9 @@ def _setup_int8(converter, job: ExportJob, tf) -> None:
     # Builtin int8 kernels only: an op that cannot be quantized fails here instead of falling back to float.
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     io = job.settings.io_type
-    if io is not IoType.FLOAT:
+    # The step head keeps float IO: its states go back in on the next call, and int8 state
+    # outputs would need requantizing to the inputs' own scales on every push.
+    if io is not IoType.FLOAT and job.part.value != "stream_head":
         converter.inference_input_type = converter.inference_output_type = getattr(tf, io.value)
 
 
@@ -181,8 +186,29 @@ def check_ops(content: bytes, full_integer: bool) -> list[str]:
     return problems
 
 
-def io_entries(content: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Metadata ``input``/``output`` entries from the interpreter's own tensor details."""
+def signature_io(content: bytes) -> tuple[list[str], list[str]]:
+    """A step head's input and output tensor names in call order: ``[feature, *states]`` ->
+    ``[probs, *states]`` (the converter orders a file's tensors its own way)."""
+    from edge_rcnn.stepper import STATE_OUTPUT_SUFFIX
+
+    runner = make_interpreter(content).get_signature_runner()
+    ins, outs = runner.get_input_details(), runner.get_output_details()
+    states = sorted(n for n in ins if n != "feature")
+    probs = [n for n in outs if not n.endswith(STATE_OUTPUT_SUFFIX)]
+    if "feature" not in ins or len(probs) != 1 or sorted(outs) != sorted([*probs, *(s + STATE_OUTPUT_SUFFIX for s in states)]):
+        raise ConversionError(f"step head signature: inputs {sorted(ins)}, outputs {sorted(outs)}; expected feature + states")
+    order = _state_order(states)
+    return ([ins["feature"]["name"], *(ins[s]["name"] for s in order)],
+            [outs[probs[0]]["name"], *(outs[s + STATE_OUTPUT_SUFFIX]["name"] for s in order)])
+
+
+def _state_order(states: list[str]) -> list[str]:
+    return sorted(states, key=lambda n: (int(n[1:]), n[0] != "h"))  # h0, c0, h1, c1, ...
+
+
+def io_entries(content: bytes, io: tuple[list[str], list[str]] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Metadata ``input``/``output`` entries from the interpreter's own tensor details (a step
+    head's: the feature and the probabilities, named in ``io``)."""
     from converters.metadata import tensor_entry
 
     interpreter = make_interpreter(content)
@@ -192,4 +218,8 @@ def io_entries(content: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
         name = detail["name"].removeprefix("serving_default_").split(":")[0]
         return tensor_entry(name, detail["shape_signature"], detail["dtype"], scale, zero_point)
 
-    return entry(interpreter.get_input_details()[0]), entry(interpreter.get_output_details()[0])
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    if io is None:
+        return entry(inputs[0]), entry(outputs[0])
+    named = lambda details, name: next(d for d in details if d["name"] == name)  # noqa: E731
+    return entry(named(inputs, io[0][0])), entry(named(outputs, io[1][0]))

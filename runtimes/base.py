@@ -15,7 +15,7 @@ import enum
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -128,11 +128,21 @@ class Runtime:
     input: TensorInfo
     output: TensorInfo
 
+    # Every input and output in the file's documented order. One of each, except for a
+    # streaming step head: [feature, *states] in, [probs, *states] out (``run_all``).
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+
     def reset(self) -> None:
         """Clear any recurrent state, so the next call starts a fresh clip. Stateless: no-op."""
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """One raw call: ``x`` already in the input tensor's dtype and shape; raw output back."""
+        raise NotImplementedError
+
+    def run_all(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One raw call of a model with several inputs: ``arrays`` in ``inputs`` order, raw outputs
+        in ``outputs`` order."""
         raise NotImplementedError
 
     def details(self) -> dict[str, Any]:
@@ -216,3 +226,19 @@ def package_version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
+
+
+def order_io(found: Sequence[Any], names: Sequence[str] | None, name_of, path: Path, what: str) -> list[Any]:
+    """The tensors ``found`` in the order of ``names`` (the metadata's); one tensor if ``names`` is None.
+
+    ``name_of(tensor)`` gives a found tensor's name. ModelFileError when the file does not hold
+    exactly the named tensors (or, without names, more than one).
+    """
+    if names is None:
+        if len(found) != 1:
+            raise ModelFileError(f"{path}: {len(found)} {what}s; expected one")
+        return list(found)
+    by_name = {name_of(t): t for t in found}
+    if sorted(by_name) != sorted(names):
+        raise ModelFileError(f"{path}: {what}s {sorted(by_name)}; its metadata names {list(names)}")
+    return [by_name[n] for n in names]

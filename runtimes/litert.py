@@ -13,15 +13,15 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from runtimes.base import (
-    Device, DeviceKind, Runtime, TensorInfo, check_threads, package_version, register_runtime,
+    Device, DeviceKind, Runtime, TensorInfo, check_threads, order_io, package_version, register_runtime,
 )
 from runtimes.errors import ModelFileError, RuntimeUnavailableError, first_line
-from runtimes.metadata import read_metadata, tflite_ops
+from runtimes.metadata import io_names, read_metadata, tflite_ops
 
 EDGETPU_OP = "CUSTOM:edgetpu-custom-op"
 INSTALL_HINT = "pip install ai-edge-litert"
@@ -111,12 +111,15 @@ class LiteRtRuntime(Runtime):
                     "run it with device='edgetpu' on a Coral, or use the uncompiled .tflite on the CPU"
                 ) from None
             raise ModelFileError(f"{self.path}: LiteRT cannot load it ({_first_line(exc)})") from None
-        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelFileError(f"{self.path}: {len(inputs)} inputs and {len(outputs)} outputs; expected one of each")
-        self._in_index, self._out_index = inputs[0]["index"], outputs[0]["index"]
+        names = io_names(self.metadata)
+        by_name = lambda d: d["name"]  # noqa: E731
+        inputs = order_io(self.interpreter.get_input_details(), names and names[0], by_name, self.path, "input")
+        outputs = order_io(self.interpreter.get_output_details(), names and names[1], by_name, self.path, "output")
+        self._in_indices, self._out_indices = [d["index"] for d in inputs], [d["index"] for d in outputs]
+        self._in_index, self._out_index = self._in_indices[0], self._out_indices[0]
         self._allocated_shape = tuple(int(s) for s in inputs[0]["shape"])
-        self.input, self.output = _tensor_info(inputs[0]), _tensor_info(outputs[0])
+        self.inputs, self.outputs = tuple(map(_tensor_info, inputs)), tuple(map(_tensor_info, outputs))
+        self.input, self.output = self.inputs[0], self.outputs[0]
 
     def make_delegates(self) -> list[Any]:
         """Delegates for the interpreter; none on the CPU (XNNPACK comes with the op resolver)."""
@@ -137,6 +140,13 @@ class LiteRtRuntime(Runtime):
         self.interpreter.set_tensor(self._in_index, x)
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self._out_index)  # get_tensor returns a copy
+
+    def run_all(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        set_tensor, get_tensor = self.interpreter.set_tensor, self.interpreter.get_tensor
+        for index, x in zip(self._in_indices, arrays):
+            set_tensor(index, x)
+        self.interpreter.invoke()
+        return [get_tensor(index) for index in self._out_indices]  # copies
 
     def op_split(self) -> dict[str, int]:
         """How many ops of the main graph run inside the Edge TPU custom op and how many outside."""

@@ -20,8 +20,13 @@ The document (``format_version`` 1)::
       "model_config": {...ModelConfig.to_dict()...},
       "source_sha256": "<sha256 of the .keras file>",
       "stream": {"role": "encoder" | "head", "feature_dim": F, "frames": T,
-                 "encoder": "<file name>", "head": "<file name>"}       # streaming parts only
+                 "encoder": "<file name>", "head": "<file name>",      # streaming parts only
+                 "inputs": [..], "outputs": [..]}   # head: tensor names, [feature, *states] -> [probs, *states]
     }
+
+The streaming head is a step head (``edge_rcnn.stepper``): one recurrent step for T staggered
+windows, with the states as explicit float inputs and outputs, named in ``stream.inputs`` and
+``stream.outputs`` in call order (``input``/``output`` above are the feature and the probabilities).
 
 ``scale``/``zero_point`` are null for float tensors. The runtimes never trust them over the
 interpreter's own tensor details; they are there for people and tools reading the file.
@@ -206,3 +211,11 @@ def parse_metadata(text: str | None, path: str | Path) -> dict[str, Any] | None:
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         raise MetadataError(f"{path}: edge_rcnn metadata of an unknown format (expected format_version {FORMAT_VERSION})")
     return meta
+
+
+def io_names(meta: dict[str, Any] | None) -> tuple[list[str], list[str]] | None:
+    """``(inputs, outputs)`` tensor names in call order for a file with several (a step head), else None."""
+    stream = (meta or {}).get("stream") or {}
+    if "inputs" not in stream or "outputs" not in stream:
+        return None
+    return [str(n) for n in stream["inputs"]], [str(n) for n in stream["outputs"]]

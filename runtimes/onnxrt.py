@@ -15,9 +15,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from runtimes.base import Device, DeviceKind, Runtime, TensorInfo, check_threads, register_runtime
+from runtimes.base import Device, DeviceKind, Runtime, TensorInfo, check_threads, order_io, register_runtime
 from runtimes.errors import InputError, ModelFileError, RuntimeUnavailableError, first_line
-from runtimes.metadata import METADATA_KEY, parse_metadata
+from runtimes.metadata import METADATA_KEY, io_names, parse_metadata
 
 PROVIDERS = {
     DeviceKind.TENSORRT: "TensorrtExecutionProvider",
@@ -134,15 +134,22 @@ class OnnxRuntime(Runtime):
             self.device = Device(kind, "" if kind is DeviceKind.CPU else self.device.spec)
         text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         self.metadata = parse_metadata(text, self.path)
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelFileError(f"{self.path}: {len(inputs)} inputs and {len(outputs)} outputs; expected one of each")
+        names = io_names(self.metadata)
+        by_name = lambda node: node.name  # noqa: E731
+        inputs = order_io(self.session.get_inputs(), names and names[0], by_name, self.path, "input")
+        outputs = order_io(self.session.get_outputs(), names and names[1], by_name, self.path, "output")
         meta = self.metadata or {}
-        self.input = _tensor_info(inputs[0], meta.get("input"))
-        self.output = _tensor_info(outputs[0], meta.get("output"))
+        # Quantization parameters of integer IO come from the metadata: the first input and output.
+        self.inputs = tuple(_tensor_info(n, meta.get("input") if i == 0 else None) for i, n in enumerate(inputs))
+        self.outputs = tuple(_tensor_info(n, meta.get("output") if i == 0 else None) for i, n in enumerate(outputs))
+        self.input, self.output = self.inputs[0], self.outputs[0]
+        self._in_names, self._out_names = [t.name for t in self.inputs], [t.name for t in self.outputs]
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run([self.output.name], {self.input.name: x})[0]
+
+    def run_all(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(self._out_names, dict(zip(self._in_names, arrays)))
 
     def details(self) -> dict[str, Any]:
         out: dict[str, Any] = {"package": f"onnxruntime {self.version}", "providers": list(self.providers)}

@@ -117,8 +117,9 @@ def resolve_spec(path: str | Path, meta: dict[str, Any] | None, inp: TensorInfo,
         elif out.shape and out.shape[-1] is not None and len(labels) != out.shape[-1]:
             raise MetadataError(f"{path}: {len(labels)} labels for a model with {out.shape[-1]} outputs")
     labels = tuple(str(x) for x in labels or ())
-    time_axis = kind in (ModelKind.CLIP, ModelKind.STREAM_HEAD)
-    if time_axis:
+    if kind is ModelKind.STREAM_HEAD:  # a step head: T is its state slots, not an input axis
+        frames = _pick(path, "frames", frames, meta, None, missing, "frames=T")
+    elif kind is ModelKind.CLIP:
         frames = _pick(path, "frames", frames, meta, shape[1] if len(shape) > 1 else None, missing, "frames=T")
     else:
         frames = 1

@@ -8,19 +8,20 @@ clip model, so the two agree on top-1, not bit for bit.
 
 Two ways to get there, one interface (``Stream``):
 
-- ``FeatureStream``: a frame encoder (CNN on one frame) and a temporal head (RNN + classifier
-  over T cached features), exported by ``edge-rcnn quantize --streaming``. Each push runs the
-  encoder once, writes its feature into a preallocated ring of the last T features as the head
-  reads them (dequantized to float32, then quantized with the head's own input scale and zero
-  point for an int8 head: one 256-entry table lookup for 8-bit encoders), and runs the head on
-  the window: one CNN pass per frame, not T. The head file is unrolled and holds no recurrent
-  state; it is still reset before every call. What a push does besides the two model calls is
-  in ``runtimes.pushpath``; the only arrays made per push are the two model outputs and the scores.
+- ``FeatureStream``: a frame encoder (CNN on one frame) and a step head (one RNN step for the T
+  windows in flight, with the classifier), exported by ``edge-rcnn quantize --streaming``. The
+  stream holds the recurrent state of T staggered windows as T rows ("slots") of float32 arrays:
+  slot ``s`` started at a frame ``f`` with ``f % T == s``. Each push runs the encoder once,
+  zeroes the oldest slot (its window starts at this frame), and runs the head once on the new
+  feature and all states, which advances every window by this frame; the slot that has now read
+  T frames is the window of the last T frames, and its row of the head's probabilities is the
+  answer. One CNN pass and one batched RNN step per frame, not T of each; the files hold no
+  state (the states go in and come out of every call).
 - ``WindowStream``: the fallback without streaming parts -- a ring of the last T preprocessed
   frames and the whole clip model on every push (T CNN passes per frame, same answers).
 
-``every=K`` runs the head only on every K-th push after the first full window (the encoder
-still runs on every frame, so the window is always the last T frames); pushes in between
+``every=K`` returns a prediction on every K-th push after the first full window (encoder and
+head still run on every frame, so the window is always the last T frames); pushes in between
 return ``None``. ``smoothing=a`` is an exponential moving average of the probabilities over the
 head's outputs (``p = a * p_prev + (1 - a) * p_new``; 0 = none). Memory is fixed when the
 stream is made: nothing grows with the number of frames.
@@ -113,44 +114,54 @@ class OutputScores:
 
 
 class FeatureStream(Stream):
-    """A frame encoder and a temporal head: one encoder pass and one head call per push."""
+    """A frame encoder and a step head: one encoder pass and one head call per push."""
 
     def __init__(self, encoder: Runtime, head: Runtime, frame: InputSpec, labels: Sequence[str], **options):
-        frames, dim = head.input.shape[-2], head.input.shape[-1]
-        if len(head.input.shape) != 3 or frames is None or dim is None:
-            raise MetadataError(f"{head.path}: head input {list(head.input.shape)}; expected [1, T, features]")
-        if encoder.output.shape[-1] != dim:
+        feature, *states = head.inputs
+        if not states or len(feature.shape) != 2 or any(len(s.shape) != 2 or s.shape != states[0].shape for s in states):
+            shapes = [list(t.shape) for t in head.inputs]
+            raise MetadataError(f"{head.path.name}: inputs {shapes}; expected a step head ([1, F] feature and [T, U] "
+                                "states; files from edge-rcnn before 0.2 hold a window head: re-export with --streaming)")
+        if len(head.outputs) != len(head.inputs) or any(s.quantized for s in (*states, *head.outputs[1:])):
+            raise MetadataError(f"{head.path.name}: expected float state outputs matching its {len(states)} state inputs")
+        if encoder.output.shape[-1] != feature.shape[-1]:
             raise MetadataError(f"{encoder.path.name} gives {encoder.output.shape[-1]} features per frame; "
-                                f"{head.path.name} reads {dim}")
-        super().__init__(labels, frames, **options)
+                                f"{head.path.name} reads {feature.shape[-1]}")
+        super().__init__(labels, int(states[0].shape[0]), **options)
         self.encoder, self.head, self.convert = encoder, head, FrameConverter(frame, encoder.input)
-        # The last T features as the head reads them: int8 (quantized with the head's own input
-        # scale and zero point) for an int8 head, else the dequantized float32 features.
-        self.head_input = Ring(frames, (dim,), head.input.dtype if head.input.quantized else np.float32)
-        # 8-bit encoder output: encoder value -> float feature -> head input value, for all 256
-        # values once (the same formulas as dequantize/quantize), one lookup per push.
-        self._feature_table = byte_table(encoder.output, head.input) if is_byte_tensor(encoder.output) else None
-        self._scores = OutputScores(head.output)
+        self.state_shapes = [tuple(s.shape) for s in states]
+        self._states = [np.zeros(shape, np.float32) for shape in self.state_shapes]
+        self._feature_in = feature
+        # 8-bit encoder output: its 256 values as the head's input (float, or its own int8), once.
+        self._feature_table = byte_table(encoder.output, feature) if is_byte_tensor(encoder.output) else None
+        self._feature_shape = tuple(feature.shape)
+        self._scores = OutputScores(head.outputs[0])
+        self._probs: np.ndarray | None = None
 
     def _add(self, frame: np.ndarray, color: str) -> None:
         raw = self.encoder.run(self.convert(frame, color))
-        first, second = self.head_input.next_rows()
         if self._feature_table is not None:
-            look_up(self._feature_table, raw, out=first)
+            feature = look_up(self._feature_table, raw).reshape(self._feature_shape)
         else:
-            feature = raw.reshape(-1)
+            feature = raw.reshape(self._feature_shape)
             feature = dequantize(feature, self.encoder.output) if self.encoder.output.quantized else feature.astype(np.float32)
-            first[...] = quantize(feature, self.head.input) if self.head.input.quantized else feature
-        second[...] = first
+            if self._feature_in.quantized:
+                feature = quantize(feature, self._feature_in)
+        oldest = self.frames_seen % self.frames  # its window starts here
+        for state in self._states:
+            state[oldest] = 0.0
+        self._probs, *self._states = self.head.run_all([feature, *self._states])
 
     def _window_probs(self) -> np.ndarray:
-        self.head.reset()
-        return self._scores(self.head.run(self.head_input.batch())[0])
+        # frames_seen counts this frame: the slot that started T frames ago has now read T.
+        return self._scores(self._probs[self.frames_seen % self.frames])
 
     def reset(self) -> None:
         super().reset()
         self.encoder.reset()
         self.head.reset()
+        self._states = [np.zeros(shape, np.float32) for shape in self.state_shapes]
+        self._probs = None
 
 
 class WindowStream(Stream):

@@ -176,11 +176,14 @@ def test_push_costs_one_encoder_pass_and_one_head_call(float_dir, monkeypatch):
     T, video = p.spec.frames, _video(30, seed=2)
     s, enc, head = p.stream(every=1), [], []
     _counting(monkeypatch, s.encoder, enc)
-    _counting(monkeypatch, s.head, head)
+    real = s.head.run_all
+    monkeypatch.setattr(s.head, "run_all", lambda arrays: head.append([a.shape for a in arrays]) or real(arrays))
     for frame in video:
         s.push(frame)
     assert len(enc) == 30 and all(shape[0] == 1 and len(shape) == 4 for shape in enc)  # one frame per call
-    assert len(head) == 30 - T + 1 and all(shape == (1, T, s.head.input.shape[-1]) for shape in head)
+    # One head step per frame: this frame's feature and the T windows' states, never T features.
+    F = s.head.input.shape[-1]
+    assert len(head) == 30 and all(shapes[0] == (1, F) and all(x[0] == T for x in shapes[1:]) for shapes in head)
     window, clip = WindowStream(p), []
     _counting(monkeypatch, p.runtime, clip)
     for frame in video:

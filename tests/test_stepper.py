@@ -1,0 +1,74 @@
+"""The step head (edge_rcnn.stepper): T staggered windows advanced one frame per call equal the
+clip model on the last T frames, for every RNN type and depth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import tiny_model_config
+
+
+@pytest.mark.parametrize("rnn, layers", [("lstm", 1), ("gru", 1), ("lstm", 2), ("gru", 2)])
+def test_step_head_equals_the_clip_model_on_every_last_t_window(rnn, layers):
+    from edge_rcnn.model import build_model
+    from edge_rcnn.stepper import build_step_head, run_stream, state_names
+
+    config = tiny_model_config(rnn=rnn, layers=layers, units=6)
+    model = build_model(config)
+    rng = np.random.default_rng(0)
+    for w in model.weights:  # larger than the initializers' weights, so a wrong gate shows
+        w.assign(rng.normal(0, 0.5, w.shape).astype(np.float32))
+    head = build_step_head(model, config)
+    assert [i.name for i in head.inputs] == ["feature", *state_names(config)]
+    T, n = config.frames, 3 * config.frames + 5  # windows across the starts of several slot cycles
+    encoder = model.get_layer("frames_cnn").layer
+    video = rng.uniform(-1, 1, (n, *config.input_size, config.channels)).astype(np.float32)
+    features = np.asarray(encoder(video, training=False))
+    probs, feeds = run_stream(lambda *a: head(list(a), training=False), features, config)
+    windows = np.stack([video[i : i + T] for i in range(n - T + 1)])
+    expected = np.asarray(model(windows, training=False))
+    assert probs.shape == expected.shape == (n - T + 1, config.num_classes)
+    np.testing.assert_allclose(probs, expected, atol=2e-5)
+    assert len(feeds) == n and all(f[0].shape == (1, features.shape[1]) for f in feeds)
+    assert np.abs(feeds[T + 1][1]).max() > 0  # the states really carry each window's history
+
+
+def test_state_names_follow_the_rnn_type():
+    from edge_rcnn.stepper import state_names
+
+    assert state_names(tiny_model_config(rnn="lstm", layers=2)) == ["h0", "c0", "h1", "c1"]
+    assert state_names(tiny_model_config(rnn="gru", layers=2)) == ["h0", "h1"]
+
+
+@pytest.mark.parametrize("mode", ["float", "int8"])
+def test_a_two_layer_gru_streams_through_tflite_and_onnx_like_its_clip_files(tmp_path, digits_dir, mode):
+    import warnings
+
+    import runtimes
+    from converters import export, quantize
+    from edge_rcnn.model import build_model, save_model
+
+    config = tiny_model_config(rnn="gru", layers=2)
+    path = save_model(build_model(config), config, tmp_path / "gru.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if mode == "int8":
+            quantize(path, digits_dir, tmp_path / "out", formats="tflite,onnx", streaming=True, progress=False,
+                     samples=4, verify_samples=8, max_drop=100.0)
+        else:
+            export(path, tmp_path / "out", formats="tflite,onnx", streaming=True, progress=False)
+    rng = np.random.default_rng(1)
+    video = rng.integers(0, 256, (config.frames + 6, 32, 32, 3), dtype=np.uint8)
+    for ext in ("tflite", "onnx"):
+        clip = runtimes.load(tmp_path / "out" / f"model_{mode}.{ext}")
+        s = clip.stream()
+        assert len(s.head.inputs) == 3  # feature, h0, h1
+        for i, frame in enumerate(video):
+            r = s.push(frame)
+            if i >= config.frames - 1:
+                ref = clip.predict(video[i - config.frames + 1 : i + 1])
+                if mode == "float":
+                    np.testing.assert_allclose(r.probs, ref.probs, atol=1e-4)
+                else:  # int8 parts and int8 clip file are quantized separately: close, not equal
+                    assert np.abs(r.probs - ref.probs).max() < 0.1
