@@ -1,10 +1,12 @@
 """The camera-size configuration: the default architecture at a realistic camera input.
 
-Why a second configuration: with exact last-T-frames semantics a streaming push must run the
-RNN head over all T cached features. At the standard 32x32 input the head (0.79 M MACs) costs
-as much as one frame's CNN (0.87 M MACs), so a push can do at most 8.9x fewer MACs than
-recomputing the window -- below the 0.8 T = 12.8x target whatever the code does. At a camera
-size the CNN grows with the pixels while the head does not, so the bound rises (about 14.6x at
+Why a second configuration: with exact last-T-frames semantics a streaming push runs one
+encoder pass and one RNN step for each of the T windows in flight (``edge_rcnn.stepper``). At
+the standard 32x32 input that step (0.31 M MACs) is a third of one frame's CNN (0.87 M MACs), so
+a push can do at most 12.4x fewer MACs than recomputing the window -- just below the 0.8 T =
+12.8x target whatever the code does -- and each frame's CNN is so small (about 10 us) that the
+fixed cost of two interpreter calls from Python weighs as much as the arithmetic. At a camera
+size the CNN grows with the pixels while the step does not, so the bound rises (about 15.5x at
 96x96) and the target becomes a test of the implementation rather than of the arithmetic.
 
 Configuration: ``edge-rcnn data moving-digits --size S --clips-per-class 20`` (16 classes, T=16,
@@ -85,7 +87,7 @@ def camera_summary(report, size: int, epochs: int) -> tuple[list[str], dict, lis
              f"{epochs} epoch(s) of training (speed only: accuracy is near chance by design), "
              f"{report.settings['clips']} val clips\n", format_table(report.rows)]
     bound, measured = r["stream_speedup_mac_bound"], r["stream_frame_vs_window_frame"]
-    lines.append(f"  MACs: {macs.get('frame', 0):,} per frame (encoder), {macs.get('head', 0):,} per window (head), "
+    lines.append(f"  MACs: {macs.get('frame', 0):,} per frame (encoder), {macs.get('step', 0):,} per stream step (head), "
                  f"{macs.get('clip', 0):,} per clip")
     if stream is not None and stream.ok and measured:
         window = stream.extra.get("window_frame_ms")

@@ -31,7 +31,8 @@ def print_ratios(r: dict, report, peak) -> None:
           f"{fmt(r['onnx_int8_agreement'], '.1f', '%')} / {fmt(r['stream_int8_agreement'], '.1f', '%')}")
     macs = report.macs or {}
     print(f"\nMACs (from the Keras layers): {fmt(macs.get('frame'), ',')} per frame (encoder), "
-          f"{fmt(macs.get('head'), ',')} per clip (RNN + classifier), {fmt(macs.get('clip'), ',')} per clip")
+          f"{fmt(macs.get('head'), ',')} per clip (RNN + classifier), {fmt(macs.get('step'), ',')} per stream step "
+          f"(the T windows in flight), {fmt(macs.get('clip'), ',')} per clip")
     peak_s = f"{peak.macs_per_s / 1e9:.0f} GMAC/s" if peak.macs_per_s else "unknown"
     for label, key in (("int8 frame encoder (stream part)", "int8_encoder_macs_per_s"),
                        ("int8 clip model (whole clip)", "int8_clip_macs_per_s")):
@@ -57,11 +58,11 @@ def push_lines(stream) -> list[str]:
     lines = []
     if inside:
         lines.append(f"push (int8, medians timed inside pushes): encoder {inside['encoder_ms']:.4f} + head "
-                     f"{inside['head_ms']:.4f} + the rest (frame conversion, ring, scores, Prediction) "
+                     f"{inside['head_ms']:.4f} + the rest (frame conversion, feature lookup, slot reset, scores, Prediction) "
                      f"{inside['rest_ms']:.4f} = {inside['push_ms']:.4f} ms")
     if parts:
         lines.append(f"the same calls alone, back to back: encoder {parts['encoder_ms']:.4f} ms per frame, head "
-                     f"{parts['head_ms']:.4f} ms per window (a multi-threaded encoder's pool idles between pushes)")
+                     f"{parts['head_ms']:.4f} ms per step (a multi-threaded encoder's pool idles between pushes)")
     return lines + [head_threads_line(stream)]
 
 

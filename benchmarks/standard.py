@@ -7,8 +7,8 @@ the default model and training of ``edge-rcnn train`` (seed 0), benchmarked in e
 the table, the ratios that matter (each from two numbers measured in this run on this machine),
 the int8 encoder's achieved MAC/s next to an estimate of the CPU's int8 peak, and every target of
 the issues with PASS/FAIL. Then the camera-size configuration (``camera.py``: the same
-architecture at 96x96, weights from one epoch) for the speed targets whose MAC bound the 32x32
-input caps. Writes ``benchmarks/results/<date>.json``, ``.png`` and ``.txt`` (what was printed).
+architecture at 96x96, weights from one epoch) for the speed targets that the 32x32 input's MAC
+bound caps. Writes ``benchmarks/results/<date>.json``, ``.png`` and ``.txt`` (what was printed).
 
     python benchmarks/standard.py                      # data, training and benchmark from scratch
     python benchmarks/standard.py --run runs/demo      # reuse a trained RUN (its metrics.json)

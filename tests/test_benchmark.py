@@ -218,7 +218,22 @@ def test_mac_counter_on_a_known_stack():
     assert counted.total == 45048 + 2016 + 168 + 378 + 6
     assert counted.by_type() == {"Conv2D": 6 * 6912, "DepthwiseConv2D": 6 * 576, "Dense": 6 * 20 + 168 + 6,
                                  "LSTM": 2016, "GRU": 378}
-    assert split_clip_macs(clip) == {"frame": 7508, "frames": 45048, "head": 2016 + 168 + 378 + 6, "clip": 47616}
+    assert split_clip_macs(clip) == {"frame": 7508, "frames": 45048, "head": 2016 + 168 + 378 + 6, "clip": 47616,
+                                     "step": None}  # not an edge-rcnn model: no step head to count
+
+
+@pytest.mark.parametrize("rnn, gates, layers", [("lstm", 4, 1), ("gru", 3, 2)])
+def test_step_head_macs_count_one_projection_and_t_recurrent_products(rnn, gates, layers):
+    from conftest import tiny_model_config
+    from edge_rcnn.benchmark.macs import split_clip_macs
+    from edge_rcnn.model import build_model
+
+    config = tiny_model_config(rnn=rnn, layers=layers)  # tiny backbone: F = 2 * width = 8 features
+    T, F, U, C = config.frames, 2 * config.width, config.units, config.num_classes
+    macs = split_clip_macs(build_model(config))
+    deeper = (layers - 1) * T * (U * gates * U + U * gates * U)  # layers >= 2 read each window's own h
+    assert macs["step"] == F * gates * U + T * U * gates * U + deeper + T * U * C
+    assert macs["step"] < macs["head"]  # one step for T windows beats T steps for one
 
 
 def test_peak_int8_macs_uses_the_best_flag():

@@ -83,7 +83,7 @@ register_format(BenchFormat("tflite-int8-fused", Measure.CLIP, "tflite", "int8",
 register_format(BenchFormat("onnx-int8-trt", Measure.CLIP, "onnx", "int8", (("onnx_int8", "tensorrt"),),
                             "QDQ, symmetric int8 activations (--onnx-int8 tensorrt): the TensorRT file, run on the CPU here"))
 register_format(BenchFormat("stream-int8", Measure.STREAM, "tflite", "int8",
-                            about="int8 frame encoder + unrolled head, one push per frame (runtimes.open_stream)"))
+                            about="int8 frame encoder + step head (T windows in flight), one push per frame (runtimes.open_stream)"))
 
 
 def parse_formats(value) -> tuple[BenchFormat, ...]:

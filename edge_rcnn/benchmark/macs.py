@@ -104,8 +104,28 @@ def count_macs(model) -> MacCount:
 
 
 def split_clip_macs(model) -> dict[str, int]:
-    """A clip model's MACs: ``frame`` (the encoder on one frame), ``frames`` (T frames), ``head``, ``clip``."""
+    """A clip model's MACs: ``frame`` (the encoder on one frame), ``frames`` (T frames), ``head``
+    (RNN + classifier over one window), ``step`` (the streaming step head: one step for all T
+    windows in flight), ``clip``."""
     total = count_macs(model)
     encoder = count_macs(model.get_layer("frames_cnn").layer)
     frames = sum(x.macs for x in total.layers if x.name.startswith("frames_cnn/"))
-    return {"frame": encoder.total, "frames": frames, "head": total.total - frames, "clip": total.total}
+    return {"frame": encoder.total, "frames": frames, "head": total.total - frames, "clip": total.total,
+            "step": step_head_macs(model)}
+
+
+def step_head_macs(model) -> int | None:
+    """MACs of one streaming step (``edge_rcnn.stepper``): the first layer's input projection once
+    (the new frame's feature is shared by all windows), every other product for T slots. None for
+    a model without edge-rcnn's layer names (``rnn_0``.., ``classifier``)."""
+    names = {layer.name for layer in model.layers}
+    if "rnn_0" not in names or "classifier" not in names:
+        return None
+    slots = int(model.input_shape[1])
+    macs, i = 0, 0
+    while f"rnn_{i}" in names:
+        kernel, recurrent = (w.shape for w in model.get_layer(f"rnn_{i}").get_weights()[:2])
+        macs += (1 if i == 0 else slots) * kernel[0] * kernel[1] + slots * recurrent[0] * recurrent[1]
+        i += 1
+    units, classes = model.get_layer("classifier").get_weights()[0].shape
+    return int(macs + slots * units * classes)

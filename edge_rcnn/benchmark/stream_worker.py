@@ -1,19 +1,19 @@
-"""The streaming measurement (worker side): int8 frame encoder + temporal head, one push per frame.
+"""The streaming measurement (worker side): int8 frame encoder + step head, one push per frame.
 
 A stream of frames is made by playing the val clips one after another (a long video). After the
 first T-1 pushes every push returns a prediction for the last T frames, so every timed push is a
-full step: one encoder pass, the feature ring, one head call. Measured in the same process:
+full step: one encoder pass, one head step over the T windows in flight. Measured in the same process:
 
 - ``frame_times_ms``: ``FeatureStream.push`` (the row's per-frame latency);
 - ``window_frame_ms``: ``WindowStream.push`` over the int8 clip model exported beside the parts
   (same runtime, same precision, same frame conversion) -- the per-frame cost without streaming,
   i.e. recomputing the whole T-frame window on every frame;
-- ``parts``: the encoder alone on one frame and the head alone on one window (CNN vs RNN), each
+- ``parts``: the encoder alone on one frame and the head alone on one step (CNN vs RNN), each
   called back to back, the head on the stream's own thread count
   (``runtimes.streaming.HEAD_THREADS``) and, to show why that is the default, on the
   benchmark's thread count too (``head_ms_all_threads``);
 - ``in_push``: the same two calls timed inside real pushes (medians of encoder, head, the whole
-  push, and the rest: frame conversion, ring, scores, ``Prediction``). Inside a push a
+  push, and the rest: frame conversion, feature lookup, slot reset, scores, ``Prediction``). Inside a push a
   multi-threaded encoder is slower than back to back: its thread pool has gone idle while the
   head and Python ran, so the parts alone understate what a push pays;
 - ``probs``: for each clip, the prediction after pushing its T frames into a reset stream.
@@ -63,7 +63,7 @@ def _in_push_times(stream, video: list, frames: int, runs: int) -> dict[str, flo
         stream.push(frame)
     rest = video[frames - 1 :] + video[: frames - 1]
     rows = []
-    stream.encoder.run, stream.head.run = timed("encoder", stream.encoder.run), timed("head", stream.head.run)
+    stream.encoder.run, stream.head.run_all = timed("encoder", stream.encoder.run), timed("head", stream.head.run_all)
     try:
         for i in range(runs):
             spent.update(encoder=0.0, head=0.0)
@@ -72,7 +72,7 @@ def _in_push_times(stream, video: list, frames: int, runs: int) -> dict[str, flo
             total = time.perf_counter() - start
             rows.append((spent["encoder"], spent["head"], total, total - spent["encoder"] - spent["head"]))
     finally:
-        del stream.encoder.run, stream.head.run  # the runtimes' own methods again
+        del stream.encoder.run, stream.head.run_all  # the runtimes' own methods again
     medians = np.median(np.asarray(rows) * 1000.0, axis=0)
     return dict(zip(("encoder_ms", "head_ms", "push_ms", "rest_ms"), (float(m) for m in medians)))
 
@@ -103,12 +103,12 @@ def measure_stream(spec: dict[str, Any]) -> dict[str, Any]:
 
     result["in_push"] = _in_push_times(stream, video, T, runs * T)
     inputs = [stream.convert(f, "rgb").copy() for f in video[:TIME_POOL]]  # convert reuses one buffer
-    window = [stream.head_input.window()[None].copy()]
+    step = [[np.zeros(t.shape, np.float32) for t in stream.head.inputs]]  # one feature and the T windows' states
     parts = {"encoder_ms": time_calls(enc.run, inputs, warmup, runs),
-             "head_ms": time_calls(lambda w: (stream.head.reset(), stream.head.run(w)), window, warmup, runs)}
+             "head_ms": time_calls(stream.head.run_all, step, warmup, runs)}
     if result["head_threads"] != threads:
         head_all = runtimes.load_runtime(files["head"], "cpu", num_threads=threads)
-        parts["head_ms_all_threads"] = time_calls(lambda w: (head_all.reset(), head_all.run(w)), window, warmup, runs)
+        parts["head_ms_all_threads"] = time_calls(head_all.run_all, step, warmup, runs)
     result["parts"] = {k: float(np.median(v)) for k, v in parts.items()}
 
     if spec.get("accuracy", True):
