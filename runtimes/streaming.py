@@ -29,13 +29,15 @@ stream is made: nothing grows with the number of frames.
 
 from __future__ import annotations
 
+import os
+import time
 import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from runtimes.base import Runtime, TensorInfo, dequantize, quantize
+from runtimes.base import DeviceKind, Runtime, TensorInfo, dequantize, parse_device, quantize
 from runtimes.classify import Prediction
 from runtimes.errors import InputError, MetadataError
 from runtimes.framecodec import FrameConverter
@@ -213,11 +215,39 @@ def stream_for(predictor, **options) -> Stream:
     return WindowStream(predictor, **options)
 
 
-# The head's ops are tiny (one step of a 64-unit LSTM is a few tens of thousands of MACs):
-# splitting each over threads costs more in synchronisation than it saves. Measured on the
-# standard head, int8 LiteRT, 2-core x86 at load ~1: 17 us on one thread, 23 us on two; at
-# 96x96 input (same head) 16.5 us vs 58 us. The encoder's convolutions do gain from threads.
+# The step head's ops are tiny (one step of a 64-unit LSTM for 16 windows: 0.31 M MACs in about
+# 20 ops): a second thread buys nothing and would compete with the encoder and the camera.
+# Measured (standard head, int8 LiteRT, 2-core x86): 6.5 us on one thread, 6.7 us on two.
 HEAD_THREADS = 1
+
+
+def push_seconds(encoder: Runtime, head: Runtime, rounds: int = 40) -> float:
+    """Median seconds of an encoder call followed by a head step, the way pushes alternate them."""
+    x = np.zeros([d or 1 for d in encoder.input.shape], encoder.input.dtype)
+    feeds = [np.zeros(t.shape, t.dtype) for t in head.inputs]
+    times = []
+    for i in range(rounds + 5):
+        start = time.perf_counter()
+        encoder.run(x)
+        head.run_all(feeds)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[5:]))
+
+
+def pick_encoder_threads(all_cores: Runtime, head: Runtime, load_one) -> Runtime:
+    """The encoder on every core, or on one (``load_one()``) if that pushes faster on this machine.
+
+    A small frame's convolutions are too small to split: at 32x32 the standard encoder took
+    23 us on two threads and 9 us on one (2-core x86); at 96x96 two threads win. Which side of
+    that line a model falls on depends on the CPU, so it is timed (about 0.1 s, alternating
+    rounds) rather than guessed.
+    """
+    one = load_one()
+    costs = {id(all_cores): [], id(one): []}
+    for _ in range(3):
+        for rt in (all_cores, one):
+            costs[id(rt)].append(push_seconds(rt, head))
+    return one if min(costs[id(one)]) < min(costs[id(all_cores)]) else all_cores
 
 
 def open_stream(encoder: str | Path, head: str | Path, device: str = "auto", *, num_threads: int | None = None,
@@ -227,17 +257,20 @@ def open_stream(encoder: str | Path, head: str | Path, device: str = "auto", *, 
     """A ``FeatureStream`` from two files: ``stream_encoder_<mode>.<ext>`` and ``stream_head_<mode>.<ext>``.
 
     ``device`` applies to both (an Edge TPU runs the encoder; the head then runs on the CPU).
-    ``num_threads`` is the encoder's (default: every core); the head runs on ``head_threads``
-    (default 1, see ``HEAD_THREADS``; ``None``: the runtime's default, every core).
+    ``num_threads`` is the encoder's; by default (``None``) a CPU encoder gets every core or one,
+    whichever pushes faster here, timed when the stream opens (``pick_encoder_threads``). The
+    head runs on ``head_threads`` (default 1, see ``HEAD_THREADS``; ``None``: every core).
     ``labels`` / ``normalization`` / ``mean`` / ``std`` are for files without edge-rcnn metadata.
     """
     from runtimes import load_runtime
-    from runtimes.base import DeviceKind, parse_device
     from runtimes.spec import ModelKind, resolve_spec
 
     head_device = "cpu" if parse_device(device).kind is DeviceKind.EDGETPU else device
     enc_rt = load_runtime(encoder, device, num_threads=num_threads, **runtime_options)
     head_rt = load_runtime(head, head_device, num_threads=head_threads, **runtime_options)
+    if num_threads is None and (os.cpu_count() or 1) > 1 and enc_rt.device.kind is DeviceKind.CPU:
+        enc_rt = pick_encoder_threads(enc_rt, head_rt, lambda: load_runtime(encoder, device, num_threads=1,
+                                                                            **runtime_options))
     specs = []
     for rt, kind in ((enc_rt, ModelKind.STREAM_ENCODER), (head_rt, ModelKind.STREAM_HEAD)):
         meta = rt.metadata or {"kind": kind.value}

@@ -553,3 +553,34 @@ def test_streaming_never_imports_tensorflow(float_dir):
     done = _run_python(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() in runtimes.load(float_dir).labels
+
+
+class _TimedRuntime:
+    """A runtime whose calls take ``delay`` seconds (for the encoder thread choice)."""
+
+    def __init__(self, delay: float, threads: int):
+        self.delay, self.num_threads, self.calls = delay, threads, 0
+        self.input = TensorInfo("frame", (1, 4, 4, 3), "int8", 0.1, 0)
+        self.inputs = (TensorInfo("feature", (1, 8), "float32"), TensorInfo("h0", (4, 2), "float32"))
+
+    def run(self, x):
+        import time
+
+        self.calls += 1
+        assert x.shape == (1, 4, 4, 3) and x.dtype == np.int8
+        time.sleep(self.delay)
+
+    def run_all(self, arrays):
+        assert [a.shape for a in arrays] == [(1, 8), (4, 2)]
+        return arrays
+
+
+def test_the_stream_encoder_gets_the_thread_count_that_pushes_faster():
+    from runtimes.streaming import pick_encoder_threads
+
+    head = _TimedRuntime(0.0, 1)
+    slow_all, fast_one = _TimedRuntime(0.002, 2), _TimedRuntime(0.0, 1)
+    assert pick_encoder_threads(slow_all, head, lambda: fast_one) is fast_one
+    assert slow_all.calls > 0 and fast_one.calls > 0  # both timed, as pushes alternate them
+    fast_all, slow_one = _TimedRuntime(0.0, 2), _TimedRuntime(0.002, 1)
+    assert pick_encoder_threads(fast_all, head, lambda: slow_one) is fast_all
