@@ -111,7 +111,7 @@ class ConvertConfig:
     dynamic_batch: bool = False
     split: str = "val"
     seed: int = 0
-    streaming: bool = False  # also the frame encoder + temporal head (TFLite/ONNX; Edge TPU: the encoder)
+    streaming: bool = False  # also the frame encoder + step head (TFLite/ONNX; Edge TPU: the encoder)
     lstm_kernel: LstmKernel | None = None  # TFLite LSTM layout; None: unrolled for int8, else fused
     onnx_int8: OnnxInt8 = OnnxInt8.TENSORRT
 

@@ -84,12 +84,12 @@ def build_temporal_head(config: ModelConfig, features: int, batch_size: int | No
 
 
 def split_for_streaming(model, config: ModelConfig, batch_size: int = 1, unroll: bool = True):
-    """``(frame_encoder, temporal_head)`` with the trained weights of a clip ``model``.
+    """``(frame_encoder, window_head)`` with the trained weights of a clip ``model``.
 
-    The head is unrolled by default: a TFLite fused LSTM would keep state between invokes. For
-    ONNX pass ``unroll=False``: ONNX Runtime keeps no state between runs, and one native LSTM
-    node is 15 nodes and 50 us where the unrolled int8 graph is 810 nodes and 1.3 ms (measured,
-    default model).
+    The window head reads all T features per call (unrolled by default: a TFLite fused LSTM
+    would keep state between invokes). ``--streaming`` exports the encoder with a step head
+    instead (``edge_rcnn.stepper``: one step for the T windows in flight per frame); this split
+    is the clip model's CNN and RNN halves, which the benchmark times apart.
     """
     if config.mode is not InputMode.CLIP:
         raise ModelFileError("streaming: only clip-mode models can be split into encoder and head")

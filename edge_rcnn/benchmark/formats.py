@@ -3,7 +3,7 @@
 A name is ``<target>-<precision>[-<variant>]``: the target is a converters ``Format`` (``tflite``, ``onnx``)
 and the precision a converters ``Mode`` (``fp32`` is ``Mode.FLOAT``). ``keras`` is the float
 model in TensorFlow (the reference every other row is compared with); ``stream-int8`` is the
-int8 frame encoder + temporal head pair run frame by frame through the runtimes' stream.
+int8 frame encoder + step head pair run frame by frame through the runtimes' stream.
 
 Some rows pin a converters setting (``options``), because the choice decides what is measured:
 

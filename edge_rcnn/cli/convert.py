@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--split", default="val", help="split of DATA to use: val (default), train or all")
     q.add_argument("--edgetpu", action="store_true", help="also compile for the Edge TPU (same as adding format edgetpu)")
     q.add_argument("--streaming", action="store_true",
-                   help="also export the frame encoder + temporal head (stream_encoder_/stream_head_<mode> files)")
+                   help="also export the frame encoder + step head for frame-by-frame streaming (stream_encoder_/stream_head_<mode> files)")
     _common(q, dynamic_batch=True)
     q.set_defaults(func=cmd_quantize)
 
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--data", default=None, help="data folder to verify on (default: synthetic clips, outputs only)")
     e.add_argument("--verify-samples", type=int, default=200, help="clips of the split to verify on (default 200)")
     e.add_argument("--split", default="val", help="split of --data: val (default), train or all")
-    e.add_argument("--streaming", action="store_true", help="also export the frame encoder + temporal head")
+    e.add_argument("--streaming", action="store_true", help="also export the frame encoder + step head for frame-by-frame streaming")
     _common(e, dynamic_batch=True)
     e.set_defaults(func=cmd_export)
 

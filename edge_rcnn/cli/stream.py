@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("model", help="an export folder (OUT/, uses its streaming parts) or a .tflite/.onnx clip model")
     r.add_argument("--source", required=True,
                    help="camera index (0), /dev/videoN, rtsp:// or http(s):// URL, a video file, or a frame folder")
-    r.add_argument("--every", type=int, default=1, help="run the temporal head every K frames (default 1)")
+    r.add_argument("--every", type=int, default=1, help="a prediction every K frames (default 1; every frame still goes through the model)")
     r.add_argument("--smoothing", type=float, default=0.0, help="moving average of the probabilities, 0..1 (default 0: none)")
     r.add_argument("--threshold", type=float, default=0.8, help="score a label must hold to start an event (default 0.8)")
     r.add_argument("--release", type=float, default=None, help="score below which an event ends (default threshold - 0.2)")
