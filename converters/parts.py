@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from converters.calibration import ArrayReader, ClipReader, FeedReader
+from edge_rcnn.stepper import state_names
 from edge_rcnn.data import normalize
 from edge_rcnn.config import InputMode
 from edge_rcnn.errors import ConfigError, ConversionError
@@ -44,7 +45,7 @@ def check_streamable(config) -> None:
 
 def build_graph(job, batch_size: int | None, unroll: bool | None = None):
     """The Keras model to convert for ``job.part`` (weights from ``job.model``)."""
-    from edge_rcnn.model import rebuild, split_for_streaming
+    from edge_rcnn.model import frame_encoder_of, rebuild
 
     if job.part is Part.CLIP:
         return rebuild(job.model, job.config, batch_size=batch_size, unroll=unroll)
@@ -52,14 +53,12 @@ def build_graph(job, batch_size: int | None, unroll: bool | None = None):
         from edge_rcnn.stepper import build_step_head
 
         return build_step_head(job.model, job.config)  # static shapes: [1, F] and [T, U] per state
-    return split_for_streaming(job.model, job.config, batch_size=batch_size)[0]
+    return frame_encoder_of(job.model, job.config, batch_size=batch_size)
 
 
 def input_shapes(job, batch_size: int | None) -> dict[str, tuple[int | None, ...]]:
     """Every input of ``job.part``'s graph by name, with its batch axis (the head's are static)."""
     if job.part is Part.STREAM_HEAD:
-        from edge_rcnn.stepper import state_names
-
         states = {name: (job.config.frames, job.config.units) for name in state_names(job.config)}
         return {"feature": (1, feature_dim(job)), **states}
     name = "frames" if job.part is Part.CLIP else "frame"
@@ -105,7 +104,7 @@ def step_feeds(job, limit: int = HEAD_CALIBRATION_STEPS) -> list[dict[str, np.nd
     """Step-head inputs ``{feature, h0, c0, ...}`` seen while the float encoder + float step head
     play the calibration clips back to back (every state depth 0..T-1, windows across clip
     boundaries as a camera sees them); at most ``limit`` evenly spaced steps."""
-    from edge_rcnn.stepper import build_step_head, run_stream, state_names
+    from edge_rcnn.stepper import build_step_head, run_stream
 
     features = float_features(job, job.calibration.clips)
     head = build_step_head(job.model, job.config)

@@ -44,7 +44,7 @@ def convert(job: ExportJob) -> ExportedFile:
 
     name = job.path_for(Format.TFLITE).name
     content, quantizer = convert_checked(job)
-    io = signature_io(content) if job.part is parts.Part.STREAM_HEAD else None
+    io = signature_io(content, parts.state_names(job.config)) if job.part is parts.Part.STREAM_HEAD else None
     inp, out = io_entries(content, io)
     meta = parts.metadata(job, Format.TFLITE, mode=job.settings.mode.value, input=inp, output=out, io=io)
     path = write_bytes_atomic(job.path_for(Format.TFLITE), embed_tflite_metadata(content, meta))
@@ -117,7 +117,7 @@ def _setup_dynamic(converter, job: ExportJob, tf) -> None:
 
 def _setup_int8(converter, job: ExportJob, tf) -> None:
     from converters.calibration import representative_dataset
-    from converters.parts import calibration_reader
+    from converters.parts import Part, calibration_reader
 
     reader = calibration_reader(job, "input")  # TFLite feeds by position; the name is only a key
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -127,7 +127,7 @@ def _setup_int8(converter, job: ExportJob, tf) -> None:
     io = job.settings.io_type
     # The step head keeps float IO: its states go back in on the next call, and int8 state
     # outputs would need requantizing to the inputs' own scales on every push.
-    if io is not IoType.FLOAT and job.part.value != "stream_head":
+    if io is not IoType.FLOAT and job.part is not Part.STREAM_HEAD:
         converter.inference_input_type = converter.inference_output_type = getattr(tf, io.value)
 
 
@@ -186,24 +186,19 @@ def check_ops(content: bytes, full_integer: bool) -> list[str]:
     return problems
 
 
-def signature_io(content: bytes) -> tuple[list[str], list[str]]:
+def signature_io(content: bytes, states: list[str]) -> tuple[list[str], list[str]]:
     """A step head's input and output tensor names in call order: ``[feature, *states]`` ->
     ``[probs, *states]`` (the converter orders a file's tensors its own way)."""
     from edge_rcnn.stepper import STATE_OUTPUT_SUFFIX
 
     runner = make_interpreter(content).get_signature_runner()
     ins, outs = runner.get_input_details(), runner.get_output_details()
-    states = sorted(n for n in ins if n != "feature")
-    probs = [n for n in outs if not n.endswith(STATE_OUTPUT_SUFFIX)]
-    if "feature" not in ins or len(probs) != 1 or sorted(outs) != sorted([*probs, *(s + STATE_OUTPUT_SUFFIX for s in states)]):
-        raise ConversionError(f"step head signature: inputs {sorted(ins)}, outputs {sorted(outs)}; expected feature + states")
-    order = _state_order(states)
-    return ([ins["feature"]["name"], *(ins[s]["name"] for s in order)],
-            [outs[probs[0]]["name"], *(outs[s + STATE_OUTPUT_SUFFIX]["name"] for s in order)])
-
-
-def _state_order(states: list[str]) -> list[str]:
-    return sorted(states, key=lambda n: (int(n[1:]), n[0] != "h"))  # h0, c0, h1, c1, ...
+    state_outs = [s + STATE_OUTPUT_SUFFIX for s in states]
+    probs = sorted(set(outs) - set(state_outs))
+    if sorted(ins) != sorted(["feature", *states]) or len(probs) != 1 or not set(state_outs) <= set(outs):
+        raise ConversionError(f"step head signature: inputs {sorted(ins)}, outputs {sorted(outs)}; "
+                              f"expected feature, {', '.join(states)} and their outputs")
+    return ([ins[n]["name"] for n in ("feature", *states)], [outs[n]["name"] for n in (*probs, *state_outs)])
 
 
 def io_entries(content: bytes, io: tuple[list[str], list[str]] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -91,16 +91,21 @@ def split_for_streaming(model, config: ModelConfig, batch_size: int = 1, unroll:
     instead (``edge_rcnn.stepper``: one step for the T windows in flight per frame); this split
     is the clip model's CNN and RNN halves, which the benchmark times apart.
     """
-    if config.mode is not InputMode.CLIP:
-        raise ModelFileError("streaming: only clip-mode models can be split into encoder and head")
-    trained_encoder = model.get_layer("frames_cnn").layer
-    encoder = build_frame_encoder(config, batch_size=batch_size)
-    encoder.set_weights(trained_encoder.get_weights())
+    encoder = frame_encoder_of(model, config, batch_size=batch_size)
     head = build_temporal_head(config, feature_dim(encoder), batch_size=batch_size, unroll=unroll)
     for layer in head.layers:
         if layer.weights:
             layer.set_weights(model.get_layer(layer.name).get_weights())
     return encoder, head
+
+
+def frame_encoder_of(model, config: ModelConfig, batch_size: int | None = 1):
+    """The frame encoder (CNN + pooling on one frame) with the trained weights of a clip ``model``."""
+    if config.mode is not InputMode.CLIP:
+        raise ModelFileError("streaming: only clip-mode models can be split into encoder and head")
+    encoder = build_frame_encoder(config, batch_size=batch_size)
+    encoder.set_weights(model.get_layer("frames_cnn").layer.get_weights())
+    return encoder
 
 
 def rebuild(model, config: ModelConfig, batch_size: int | None = 1, unroll: bool | None = None):

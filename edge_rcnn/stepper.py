@@ -123,8 +123,7 @@ def run_stream(step_fn, features: np.ndarray, config: ModelConfig) -> tuple[np.n
             s[n % slots] = 0.0
         feed = [feature[None], *states]
         feeds.append([a.copy() for a in feed])
-        probs, *states = (np.asarray(a, np.float32) for a in step_fn(*feed))
-        states = [np.array(s) for s in states]
+        probs, *states = (np.array(a, np.float32) for a in step_fn(*feed))  # own, writable copies
         if n >= slots - 1:
             out.append(probs[(n + 1) % slots])
     return np.asarray(out, np.float32), feeds

@@ -136,16 +136,15 @@ class FeatureStream(Stream):
         self._feature_in = feature
         # 8-bit encoder output: its 256 values as the head's input (float, or its own int8), once.
         self._feature_table = byte_table(encoder.output, feature) if is_byte_tensor(encoder.output) else None
-        self._feature_shape = tuple(feature.shape)
         self._scores = OutputScores(head.outputs[0])
         self._probs: np.ndarray | None = None
 
     def _add(self, frame: np.ndarray, color: str) -> None:
         raw = self.encoder.run(self.convert(frame, color))
         if self._feature_table is not None:
-            feature = look_up(self._feature_table, raw).reshape(self._feature_shape)
+            feature = look_up(self._feature_table, raw).reshape(self._feature_in.shape)
         else:
-            feature = raw.reshape(self._feature_shape)
+            feature = raw.reshape(self._feature_in.shape)
             feature = dequantize(feature, self.encoder.output) if self.encoder.output.quantized else feature.astype(np.float32)
             if self._feature_in.quantized:
                 feature = quantize(feature, self._feature_in)
