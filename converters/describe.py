@@ -29,7 +29,8 @@ def info(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _tflite_details(path: Path, meta: dict[str, Any] | None) -> dict[str, Any]:
-    from runtimes.metadata import tflite_ops
+    from runtimes.base import order_io
+    from runtimes.metadata import io_names, tflite_ops
 
     ops = tflite_ops(path)
     counts: dict[str, int] = {}
@@ -46,8 +47,14 @@ def _tflite_details(path: Path, meta: dict[str, Any] | None) -> dict[str, Any]:
         details["outputs"] = [meta["output"]] if meta else []
         return details
     details["io_source"] = "interpreter"
-    details["inputs"] = [_tflite_tensor(d) for d in interpreter.get_input_details()]
-    details["outputs"] = [_tflite_tensor(d) for d in interpreter.get_output_details()]
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    names = io_names(meta)
+    if names:  # a step head: its tensors in call order, as the runtimes read them
+        by_name = lambda d: d["name"]  # noqa: E731
+        inputs = order_io(inputs, names[0], by_name, path, "input")
+        outputs = order_io(outputs, names[1], by_name, path, "output")
+    details["inputs"] = [_tflite_tensor(d) for d in inputs]
+    details["outputs"] = [_tflite_tensor(d) for d in outputs]
     float_ops = sorted({op["op_name"] for op in interpreter._get_ops_details()
                         if any(t.__name__ == "float32" for t in (*op.get("operand_types", ()), *op.get("result_types", ())))})
     details["ops_with_float_tensors"] = float_ops

@@ -678,6 +678,7 @@ def stream_run(tmp_path_factory, tiny_model_file, digits_dir):
 
 
 def test_streaming_parts_are_int8_and_match_the_clip_model_frame_by_frame(stream_run, tiny_model_file):
+    from converters import info
     from edge_rcnn.model import file_sha256
     from runtimes.metadata import read_metadata
     from runtimes.modeldir import find_stream_parts
@@ -697,6 +698,9 @@ def test_streaming_parts_are_int8_and_match_the_clip_model_frame_by_frame(stream
         assert head["stream"]["feature_dim"] == 8 and head["stream"]["frames"] == TINY_FRAMES  # tiny: 2 * width
         assert enc["input"]["shape"] == [1, 32, 32, 3] and head["input"]["shape"] == [1, 8]  # one frame's feature
         assert len(io["inputs"]) == len(io["outputs"]) == 3  # LSTM: feature, h0, c0 -> probs, h0, c0
+        described = info(out / f"stream_head_int8.{ext}")  # listed in call order, as the runtimes read them
+        assert [t["name"] for t in described["inputs"]] == io["inputs"] and [t["name"] for t in described["outputs"]] == io["outputs"]
+        assert described["inputs"][0]["shape"] == [1, 8] and described["outputs"][0]["shape"][-1] == len(enc["labels"])
         assert "feature" in io["inputs"][0] and io["inputs"][0] == head["input"]["name"] or ext == "tflite"
         assert enc["source_sha256"] == head["source_sha256"] == file_sha256(tiny_model_file)
         assert find_stream_parts(out / f"model_int8.{ext}") == (out / f"stream_encoder_int8.{ext}", out / f"stream_head_int8.{ext}")
