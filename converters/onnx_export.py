@@ -6,7 +6,8 @@ request; RNNs not unrolled, so LSTM/GRU become native ONNX ``LSTM``/``GRU`` node
 and per-channel symmetric int8 weights (what TensorRT accepts), calibrated on the same clips as
 TFLite. ORT quantizes Conv/MatMul/Gemm but not LSTM/GRU nodes; ``converters.onnx_rnn`` then stores
 their W/R weights as int8 behind DequantizeLinear (weight-only: the RNN math stays float, listed
-in the report as such).
+in the report as such). The ``--onnx-int8 cpu`` file is for ONNX Runtime's CPU kernels only: its
+first convs stay float and its LSTMs are ORT's ``DynamicQuantizeLSTM`` (``converters.onnx_cpu``).
 fp16 keeps float32 IO. This module is named ``onnx_export`` so it does not shadow ``onnx``.
 """
 
@@ -115,6 +116,7 @@ def _int8(proto, job: ExportJob):
 
     from converters.calibration import ProgressReader
     from converters.config import OnnxInt8
+    from converters.onnx_cpu import leading_float_convs, quantize_lstms_dynamically
     from converters.onnx_rnn import quantize_rnn_weights
     from converters.parts import calibration_reader
 
@@ -122,7 +124,7 @@ def _int8(proto, job: ExportJob):
     reader = ProgressReader(calibration_reader(job, proto.graph.input[0].name), f"calibrating {job.path_for(Format.ONNX).name}",
                             job.progress)
     with tempfile.TemporaryDirectory(prefix="edge_rcnn_onnx_") as tmp:
-        src, pre, dst = (Path(tmp) / f"{n}.onnx" for n in ("float", "pre", "int8"))
+        src, pre, dst, lstm = (Path(tmp) / f"{n}.onnx" for n in ("float", "pre", "int8", "lstm"))
         onnx.save(proto, str(src))
         with _quiet_ort():
             # Shape inference and graph fusions first, as ORT recommends; shapes are static, no sympy needed.
@@ -131,11 +133,16 @@ def _int8(proto, job: ExportJob):
             # path is uint8 activations x int8 weights; with int8 activations the ReLU6 Clips stay
             # float between DequantizeLinear/QuantizeLinear pairs (40% of the time, measured).
             symmetric = job.settings.onnx_int8 is OnnxInt8.TENSORRT
+            # For ORT's CPU kernels the stem and narrow depthwise convs stay float (converters.onnx_cpu).
+            float_convs = [] if symmetric else leading_float_convs(onnx.load(str(pre)))
             quantize_static(
                 str(pre), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                 activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
-                extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
+                nodes_to_exclude=float_convs, extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
             )
+            if not symmetric:  # LSTM -> ORT's DynamicQuantizeLSTM (GRUs: weight-only int8 below)
+                quantize_lstms_dynamically(str(dst), str(lstm))
+                dst = lstm
         quantized = onnx.load(str(dst))
     quantize_rnn_weights(quantized)  # ORT's QDQ skips LSTM/GRU: their W/R become int8 + DequantizeLinear
     return quantized

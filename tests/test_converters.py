@@ -266,9 +266,13 @@ def test_onnx_int8_for_cpu_uses_uint8_activations_and_int8_weights(tmp_path, tin
             dtypes[kind].add(inits[node.input[2]].dtype)
     assert np.dtype(np.uint8) in dtypes["activation"] and dtypes["weight"] <= {np.dtype(np.int8), np.dtype(np.int32)}
     assert weights  # compute nodes were quantized
-    from converters.onnx_export import weight_only_nodes
+    from converters.onnx_export import float_compute_nodes
 
-    assert [n.split("(")[0] for n in weight_only_nodes(q)] == ["LSTM"]  # RNN weights int8 in this flavour too
+    ops = [n.op_type for n in q.graph.node]
+    assert "DynamicQuantizeLSTM" in ops and "LSTM" not in ops  # ORT's int8 LSTM kernel for this flavour
+    lstm = next(n for n in q.graph.node if n.op_type == "DynamicQuantizeLSTM")
+    assert {inits[lstm.input[i]].dtype for i in (1, 2)} == {np.dtype(np.int8)}  # W and R stored int8
+    assert [n.split("(")[0] for n in float_compute_nodes(q)] == ["Conv"]  # the stem stays float (onnx_cpu)
     assert report.document["settings"]["onnx_int8"] == "cpu"
     assert report.comparisons[0].agreement >= 0.9
 
@@ -732,3 +736,18 @@ def test_edgetpu_compiles_the_stream_encoder(stream_run, tmp_path, monkeypatch):
     job = ExportJob(model, config, settings, stream_run.out_dir, "0" * 64, part=Part.STREAM_ENCODER)
     exported = edgetpu.convert(job)
     assert exported.path.name == "stream_encoder_int8_edgetpu.tflite" and exported.part is Part.STREAM_ENCODER
+
+
+@pytest.mark.parametrize("width, expected", [(8, ["stem_conv", "dw0"]), (32, ["stem_conv"])])
+def test_onnx_cpu_keeps_the_stem_and_narrow_leading_depthwise_convs_float(tmp_path, width, expected):
+    import onnx
+
+    from converters import export
+    from converters.onnx_cpu import leading_float_convs
+    from edge_rcnn.model import build_model, save_model
+
+    config = tiny_model_config(backbone="mobilenet", width=width)  # dw0 reads `width` channels, dw1 2x that
+    path = save_model(build_model(config), config, tmp_path / "m.keras")
+    report = export(path, tmp_path / "out", formats="onnx", progress=False)
+    names = leading_float_convs(onnx.load(str(written(report, ".onnx"))))
+    assert [n.split("/")[-2] for n in names] == expected
