@@ -220,33 +220,32 @@ def stream_for(predictor, **options) -> Stream:
 HEAD_THREADS = 1
 
 
-def push_seconds(encoder: Runtime, head: Runtime, rounds: int = 40) -> float:
-    """Median seconds of an encoder call followed by a head step, the way pushes alternate them."""
-    x = np.zeros([d or 1 for d in encoder.input.shape], encoder.input.dtype)
-    feeds = [np.zeros(t.shape, t.dtype) for t in head.inputs]
+def push_seconds(stream: "FeatureStream", pushes: int = 30) -> float:
+    """Median seconds of a real ``push`` of a blank frame (the stream is reset afterwards)."""
+    frame = np.zeros((*stream.encoder.input.shape[1:3], stream.encoder.input.shape[3] or 3), np.uint8)
     times = []
-    for i in range(rounds + 5):
+    for _ in range(pushes + 5):
         start = time.perf_counter()
-        encoder.run(x)
-        head.run_all(feeds)
+        stream.push(frame)
         times.append(time.perf_counter() - start)
+    stream.reset()
     return float(np.median(times[5:]))
 
 
-def pick_encoder_threads(all_cores: Runtime, head: Runtime, load_one) -> Runtime:
-    """The encoder on every core, or on one (``load_one()``) if that pushes faster on this machine.
+def pick_encoder_threads(candidates: Sequence["FeatureStream"], rounds: int = 3) -> "FeatureStream":
+    """The candidate stream (encoder on every core, or on one) whose pushes are fastest here.
 
     A small frame's convolutions are too small to split: at 32x32 the standard encoder took
-    23 us on two threads and 9 us on one (2-core x86); at 96x96 two threads win. Which side of
-    that line a model falls on depends on the CPU, so it is timed (about 0.1 s, alternating
-    rounds) rather than guessed.
+    23 us per push on two threads and 9 us on one (2-core x86); at 96x96 two threads win. The
+    cost of a pool that went idle while Python ran between calls shows only in real pushes, and
+    where the line falls depends on the CPU, so real pushes are timed (alternating rounds,
+    about 0.1 s) rather than the calls alone or a guess.
     """
-    one = load_one()
-    costs = {id(all_cores): [], id(one): []}
-    for _ in range(3):
-        for rt in (all_cores, one):
-            costs[id(rt)].append(push_seconds(rt, head))
-    return one if min(costs[id(one)]) < min(costs[id(all_cores)]) else all_cores
+    costs = [[] for _ in candidates]
+    for _ in range(rounds):
+        for cost, stream in zip(costs, candidates):
+            cost.append(push_seconds(stream))
+    return candidates[min(range(len(candidates)), key=lambda i: min(costs[i]))]
 
 
 def open_stream(encoder: str | Path, head: str | Path, device: str = "auto", *, num_threads: int | None = None,
@@ -267,9 +266,6 @@ def open_stream(encoder: str | Path, head: str | Path, device: str = "auto", *, 
     head_device = "cpu" if parse_device(device).kind is DeviceKind.EDGETPU else device
     enc_rt = load_runtime(encoder, device, num_threads=num_threads, **runtime_options)
     head_rt = load_runtime(head, head_device, num_threads=head_threads, **runtime_options)
-    if num_threads is None and (os.cpu_count() or 1) > 1 and enc_rt.device.kind is DeviceKind.CPU:
-        enc_rt = pick_encoder_threads(enc_rt, head_rt, lambda: load_runtime(encoder, device, num_threads=1,
-                                                                            **runtime_options))
     specs = []
     for rt, kind in ((enc_rt, ModelKind.STREAM_ENCODER), (head_rt, ModelKind.STREAM_HEAD)):
         meta = rt.metadata or {"kind": kind.value}
@@ -281,4 +277,9 @@ def open_stream(encoder: str | Path, head: str | Path, device: str = "auto", *, 
     if len(sources) == 2 and None not in sources:
         raise MetadataError(f"{enc_rt.path.name} and {head_rt.path.name} were exported from different models "
                             "(source_sha256 differs)")
-    return FeatureStream(enc_rt, head_rt, specs[0].frame, specs[1].labels, every=every, smoothing=smoothing, topk=topk)
+    options = dict(every=every, smoothing=smoothing, topk=topk)
+    stream = FeatureStream(enc_rt, head_rt, specs[0].frame, specs[1].labels, **options)
+    if num_threads is None and (os.cpu_count() or 1) > 1 and enc_rt.device.kind is DeviceKind.CPU:
+        one = load_runtime(encoder, device, num_threads=1, **runtime_options)
+        stream = pick_encoder_threads([stream, FeatureStream(one, head_rt, specs[0].frame, specs[1].labels, **options)])
+    return stream

@@ -555,32 +555,64 @@ def test_streaming_never_imports_tensorflow(float_dir):
     assert done.stdout.strip() in runtimes.load(float_dir).labels
 
 
-class _TimedRuntime:
-    """A runtime whose calls take ``delay`` seconds (for the encoder thread choice)."""
+class _TimedStream:
+    """A stream whose pushes take ``delay`` seconds (for the encoder thread choice)."""
 
-    def __init__(self, delay: float, threads: int):
-        self.delay, self.num_threads, self.calls = delay, threads, 0
-        self.input = TensorInfo("frame", (1, 4, 4, 3), "int8", 0.1, 0)
-        self.inputs = (TensorInfo("feature", (1, 8), "float32"), TensorInfo("h0", (4, 2), "float32"))
+    def __init__(self, delay: float):
+        self.delay, self.pushes, self.resets = delay, 0, 0
+        self.encoder = type("Encoder", (), {"input": TensorInfo("frame", (1, 4, 6, 3), "int8", 0.1, 0)})()
 
-    def run(self, x):
+    def push(self, frame):
         import time
 
-        self.calls += 1
-        assert x.shape == (1, 4, 4, 3) and x.dtype == np.int8
+        assert frame.shape == (4, 6, 3) and frame.dtype == np.uint8
+        self.pushes += 1
         time.sleep(self.delay)
 
-    def run_all(self, arrays):
-        assert [a.shape for a in arrays] == [(1, 8), (4, 2)]
-        return arrays
+    def reset(self):
+        self.resets += 1
 
 
-def test_the_stream_encoder_gets_the_thread_count_that_pushes_faster():
+def test_the_stream_encoder_gets_the_thread_count_whose_pushes_are_faster():
     from runtimes.streaming import pick_encoder_threads
 
-    head = _TimedRuntime(0.0, 1)
-    slow_all, fast_one = _TimedRuntime(0.002, 2), _TimedRuntime(0.0, 1)
-    assert pick_encoder_threads(slow_all, head, lambda: fast_one) is fast_one
-    assert slow_all.calls > 0 and fast_one.calls > 0  # both timed, as pushes alternate them
-    fast_all, slow_one = _TimedRuntime(0.0, 2), _TimedRuntime(0.002, 1)
-    assert pick_encoder_threads(fast_all, head, lambda: slow_one) is fast_all
+    slow_all, fast_one = _TimedStream(0.002), _TimedStream(0.0)
+    assert pick_encoder_threads([slow_all, fast_one]) is fast_one
+    assert slow_all.pushes > 0 and fast_one.pushes > 0 and slow_all.resets == fast_one.resets == 3  # clean after
+    fast_all, slow_one = _TimedStream(0.0), _TimedStream(0.002)
+    assert pick_encoder_threads([fast_all, slow_one]) is fast_all
+
+
+def test_a_cpu_stream_picks_its_encoder_threads_and_starts_clean(float_dir):
+    s = runtimes.open_stream(float_dir / "stream_encoder_float.tflite", float_dir / "stream_head_float.tflite", "cpu")
+    assert s.encoder.num_threads in (1, os.cpu_count()) and s.frames_seen == 0 and s.last is None
+    assert all(not state.any() for state in s._states)  # the timing pushes left nothing behind
+
+
+def test_edgetpu_stream_runs_the_encoder_through_the_delegate_and_the_head_on_the_cpu(int8_dir, monkeypatch):
+    """Up to the device: the Edge TPU delegate is asked for the encoder only (a fake stands in for
+    libedgetpu); the step head, which the TPU cannot hold state for, runs on the CPU."""
+    from runtimes import edgetpu as rt_edgetpu
+    from runtimes import litert as rt_litert
+
+    real, made = rt_litert.import_litert(), []
+
+    def interpreter(**kwargs):
+        made.append((Path(kwargs["model_path"]).name, kwargs.pop("experimental_delegates")))
+        return real.Interpreter(**kwargs)
+
+    fake = rt_litert.LiteRtModule("fake", "0", interpreter, lambda library, options=None: f"delegate:{library}")
+    monkeypatch.setattr(rt_litert, "import_litert", lambda: fake)
+    monkeypatch.setattr(rt_edgetpu, "library_loadable", lambda library: True)
+    enc, head = int8_dir / "stream_encoder_int8.tflite", int8_dir / "stream_head_int8.tflite"
+    with pytest.warns(RuntimeWarning, match="not compiled for the Edge TPU"):
+        s = runtimes.open_stream(enc, head, "edgetpu:usb")
+    assert (s.encoder.name, s.encoder.device.kind, s.head.name, s.head.device.kind) == (
+        "edgetpu", DeviceKind.EDGETPU, "litert", DeviceKind.CPU)
+    assert made == [(enc.name, [f"delegate:{rt_edgetpu.edgetpu_library()}"]), (head.name, None)]
+    on_cpu = runtimes.open_stream(enc, head, "cpu", num_threads=s.encoder.num_threads)
+    for frame in _video(24, seed=7):
+        got, want = s.push(frame), on_cpu.push(frame)
+        assert (got is None) == (want is None)
+        if got is not None:
+            np.testing.assert_array_equal(got.probs, want.probs)

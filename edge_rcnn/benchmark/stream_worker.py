@@ -94,7 +94,8 @@ def measure_stream(spec: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError(f"the stream gave no prediction after {T} frames")
     enc = stream.encoder
     result: dict[str, Any] = {"runtime": enc.details().get("package", enc.name), "threads": threads, "frames": T,
-                              "head_threads": getattr(stream.head, "num_threads", None)}
+                              "head_threads": getattr(stream.head, "num_threads", None),
+                              "encoder_threads": getattr(enc, "num_threads", None)}  # chosen by open_stream
     _first(spec, result, start, loaded)
     video = _frames(frames, min(TIME_POOL, len(frames)))
     runs, warmup = int(spec["runs"]), int(spec["warmup"])
