@@ -69,8 +69,9 @@ def push_lines(stream) -> list[str]:
 def head_threads_line(stream) -> str:
     """The stream head's thread count and what it costs on the benchmark's thread count."""
     parts, threads = stream.extra.get("parts") or {}, stream.extra.get("threads")
+    chosen = " (open_stream's choice: it times real pushes on every core and on one)" if stream.extra.get("encoder_threads_auto") else ""
     line = (f"stream head on {stream.extra.get('head_threads')} thread(s), encoder on "
-            f"{stream.extra.get('encoder_threads')} (timed against {threads} when the stream opened), clip models on {threads}")
+            f"{stream.extra.get('encoder_threads')}{chosen}, clip models on {threads}")
     if parts.get("head_ms_all_threads"):
         line += f" (the head on {threads} threads: {parts['head_ms_all_threads']:.4f} ms vs {parts['head_ms']:.4f} ms)"
     return line
