@@ -104,11 +104,13 @@ def step_feeds(job, limit: int = HEAD_CALIBRATION_STEPS) -> list[dict[str, np.nd
     """Step-head inputs ``{feature, h0, c0, ...}`` seen while the float encoder + float step head
     play the calibration clips back to back (every state depth 0..T-1, windows across clip
     boundaries as a camera sees them); at most ``limit`` evenly spaced steps."""
+    from edge_rcnn._keras import tf
     from edge_rcnn.stepper import build_step_head, run_stream
 
     features = float_features(job, job.calibration.clips)
     head = build_step_head(job.model, job.config)
-    _, feeds = run_stream(lambda *a: head(list(a), training=False), features.reshape(-1, features.shape[-1]), job.config)
+    step = tf().function(lambda *a: head(list(a), training=False))  # traced once: N x T calls, not eager
+    _, feeds = run_stream(step, features.reshape(-1, features.shape[-1]), job.config)
     names = ["feature", *state_names(job.config)]
     pick = np.unique(np.linspace(0, len(feeds) - 1, min(limit, len(feeds))).round().astype(int))
     return [dict(zip(names, feeds[i])) for i in pick]
