@@ -1,6 +1,6 @@
 """The one place that imports Keras, and why it is Keras 2 (``tf_keras``).
 
-Measured here with TF 2.21 / Keras 3.15 / tf_keras 2.21 (see DEVELOPERS.md and the tests):
+Measured here with TF 2.21 / Keras 3.15 / tf_keras 2.21 (README "Supported devices" and the tests):
 - A Keras 3 ``LSTM`` that is not unrolled becomes a TFLite ``WHILE`` loop, and full-int8
   conversion of it crashes the converter (segfault). ``unroll=True`` converts, but as T copies of
   the cell's ops.
