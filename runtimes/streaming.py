@@ -123,7 +123,7 @@ class FeatureStream(Stream):
         if not states or len(feature.shape) != 2 or any(len(s.shape) != 2 or s.shape != states[0].shape for s in states):
             shapes = [list(t.shape) for t in head.inputs]
             raise MetadataError(f"{head.path.name}: inputs {shapes}; expected a step head ([1, F] feature and [T, U] "
-                                "states; files from edge-rcnn before 0.2 hold a window head: re-export with --streaming)")
+                                "states; an older export's window head reads [1, T, F]: re-export with --streaming)")
         if len(head.outputs) != len(head.inputs) or any(s.quantized for s in (*states, *head.outputs[1:])):
             raise MetadataError(f"{head.path.name}: expected float state outputs matching its {len(states)} state inputs")
         if encoder.output.shape[-1] != feature.shape[-1]:
@@ -222,7 +222,8 @@ HEAD_THREADS = 1
 
 def push_seconds(stream: "FeatureStream", pushes: int = 30) -> float:
     """Median seconds of a real ``push`` of a blank frame (the stream is reset afterwards)."""
-    frame = np.zeros((*stream.encoder.input.shape[1:3], stream.encoder.input.shape[3] or 3), np.uint8)
+    spec = stream.convert.spec
+    frame = np.zeros((*spec.input_size, spec.channels), np.uint8)
     times = []
     for _ in range(pushes + 5):
         start = time.perf_counter()

@@ -560,7 +560,9 @@ class _TimedStream:
 
     def __init__(self, delay: float):
         self.delay, self.pushes, self.resets = delay, 0, 0
-        self.encoder = type("Encoder", (), {"input": TensorInfo("frame", (1, 4, 6, 3), "int8", 0.1, 0)})()
+        from types import SimpleNamespace
+
+        self.convert = SimpleNamespace(spec=SimpleNamespace(input_size=(4, 6), channels=3))
 
     def push(self, frame):
         import time
@@ -616,3 +618,16 @@ def test_edgetpu_stream_runs_the_encoder_through_the_delegate_and_the_head_on_th
         assert (got is None) == (want is None)
         if got is not None:
             np.testing.assert_array_equal(got.probs, want.probs)
+
+
+def test_a_window_head_from_an_older_export_is_refused_in_one_line():
+    from types import SimpleNamespace
+
+    from runtimes.streaming import FeatureStream
+
+    head = SimpleNamespace(path=Path("stream_head_int8.tflite"), inputs=(TensorInfo("features", (1, 8, 16), "int8", 0.1, 0),),
+                           outputs=(TensorInfo("probs", (1, 4), "int8", 0.1, 0),))
+    encoder = SimpleNamespace(path=Path("stream_encoder_int8.tflite"), output=TensorInfo("f", (1, 16), "int8", 0.1, 0))
+    with pytest.raises(MetadataError, match=r"stream_head_int8.tflite: inputs \[\[1, 8, 16\]\]; expected a step head.*re-export with --streaming") as err:
+        FeatureStream(encoder, head, None, ["a", "b", "c", "d"])
+    assert "\n" not in str(err.value)
