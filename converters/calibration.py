@@ -44,74 +44,73 @@ class ClipSet:
         return ClipSet(self.clips[start:stop], labels, self.source)
 
 
-class ClipReader:
+class _Reader:
+    """The reader protocol over ``len(self)`` items: ``get_next()`` gives ``self.feed(i)`` for
+    each in turn, then ``None``; ``rewind()`` starts over; iterating rewinds first."""
+
+    input_name: str | None
+    _next = 0  # the next item's index (set per instance once reading starts)
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def feed(self, i: int) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        i = self._next
+        if i >= len(self):
+            return None
+        self._next = i + 1
+        return self.feed(i)
+
+    def rewind(self) -> None:
+        self._next = 0
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        self.rewind()
+        return iter(self.get_next, None)
+
+
+class ClipReader(_Reader):
     """``get_next()`` -> ``{input_name: normalized float32 [1, ...]}`` per clip, then ``None``."""
 
     def __init__(self, clips: ClipSet, config: ModelConfig, input_name: str = "frames"):
         self.clips, self.config, self.input_name = clips, config, input_name
-        self._next = 0
 
     def __len__(self) -> int:
         return len(self.clips)
 
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        if self._next >= len(self.clips):
-            return None
-        i = self._next
-        self._next += 1
+    def feed(self, i: int) -> dict[str, np.ndarray]:
         return {self.input_name: normalize(self.clips.clips[i : i + 1], self.config)}
 
-    def rewind(self) -> None:
-        self._next = 0
 
-    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-        self.rewind()
-        return iter(self.get_next, None)
-
-
-class ArrayReader:
+class ArrayReader(_Reader):
     """``get_next()`` -> ``{input_name: x[i:i+1]}`` over float32 samples already in model space."""
 
     def __init__(self, samples: np.ndarray, input_name: str):
         self.samples, self.input_name = np.asarray(samples, dtype=np.float32), input_name
-        self._next = 0
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        if self._next >= len(self.samples):
-            return None
-        self._next += 1
-        return {self.input_name: self.samples[self._next - 1 : self._next]}
-
-    def rewind(self) -> None:
-        self._next = 0
-
-    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-        self.rewind()
-        return iter(self.get_next, None)
+    def feed(self, i: int) -> dict[str, np.ndarray]:
+        return {self.input_name: self.samples[i : i + 1]}
 
 
-class FeedReader:
+class FeedReader(_Reader):
     """``get_next()`` -> each of a list of ready feeds (several named inputs: the step head)."""
 
     input_name = None  # several inputs: the feeds are yielded whole
 
     def __init__(self, feeds: list[dict[str, np.ndarray]]):
-        self.feeds, self._next = feeds, 0
+        self.feeds = feeds
 
     def __len__(self) -> int:
         return len(self.feeds)
 
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        if self._next >= len(self.feeds):
-            return None
-        self._next += 1
-        return self.feeds[self._next - 1]
-
-    def rewind(self) -> None:
-        self._next = 0
+    def feed(self, i: int) -> dict[str, np.ndarray]:
+        return self.feeds[i]
 
 
 class ProgressReader:
