@@ -47,7 +47,10 @@ def convert(job: ExportJob) -> ExportedFile:
     io = signature_io(content, parts.state_names(job.config)) if job.part is parts.Part.STREAM_HEAD else None
     inp, out = io_entries(content, io)
     meta = parts.metadata(job, Format.TFLITE, mode=job.settings.mode.value, input=inp, output=out, io=io)
-    path = write_bytes_atomic(job.path_for(Format.TFLITE), embed_tflite_metadata(content, meta))
+    # Calibration ranges stay in a file the Edge TPU compiler will read (its use of them is not
+    # documented); everywhere else they are dead bytes.
+    drop = job.settings.mode is Mode.INT8 and Format.EDGETPU not in job.settings.formats
+    path = write_bytes_atomic(job.path_for(Format.TFLITE), embed_tflite_metadata(content, meta, drop_ranges=drop))
     details = {"ops": op_counts(content)}
     if quantizer:
         details["quantizer"] = quantizer

@@ -153,6 +153,53 @@ def test_file_runs_in_a_stock_litert_interpreter(int8_run):
 # --------------------------------------------------------------------------- op lists and graphs
 
 
+def tensors_with_ranges(content: bytes) -> int:
+    """How many tensors of a .tflite carry calibration min/max."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    return sum(1 for g in model.subgraphs for t in g.tensors
+               if t.quantization is not None and (t.quantization.min is not None or t.quantization.max is not None))
+
+
+def test_int8_tflite_drops_calibration_ranges_and_computes_the_same(tmp_path):
+    """The converter's per-tensor min/max are dead weight in a deployed file: the exported int8 file
+    has none, and a file with and without them gives bit-identical outputs."""
+    from converters.metadata import embed_tflite_metadata
+    from converters.tflite import make_interpreter
+    from edge_rcnn._keras import keras, tf
+
+    k, tf_ = keras(), tf()
+    inp = k.Input((8, 8, 3), batch_size=1)
+    x = k.layers.DepthwiseConv2D(3, padding="same")(k.layers.Conv2D(8, 3, padding="same", activation="relu")(inp))
+    model = k.Model(inp, k.layers.Dense(4, activation="softmax")(k.layers.GlobalAveragePooling2D()(x)))
+    rng = np.random.default_rng(0)
+    converter = tf_.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf_.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([rng.random((1, 8, 8, 3), np.float32)] for _ in range(8))
+    converter.target_spec.supported_ops = [tf_.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf_.int8
+    converter.experimental_new_quantizer = False  # the legacy quantizer (tried first) is the one that keeps them
+    raw = bytes(converter.convert())
+    kept, dropped = (embed_tflite_metadata(raw, {"x": 1}, drop_ranges=d) for d in (False, True))
+    assert tensors_with_ranges(kept) > 0 and tensors_with_ranges(dropped) == 0 and len(dropped) < len(kept)
+
+    def run(content):
+        it = make_interpreter(content)
+        it.allocate_tensors()
+        i, o = it.get_input_details()[0], it.get_output_details()[0]
+        it.set_tensor(i["index"], rng_in)
+        it.invoke()
+        return it.get_tensor(o["index"])
+
+    rng_in = np.random.default_rng(1).integers(-128, 128, (1, 8, 8, 3), dtype=np.int8)
+    np.testing.assert_array_equal(run(dropped), run(kept))
+
+
+def test_exported_int8_tflite_has_no_calibration_ranges(int8_run):
+    assert tensors_with_ranges(written(int8_run, ".tflite").read_bytes()) == 0
+
+
 def assert_full_int8(path: Path, io_dtype: str = "int8") -> None:
     from converters.tflite import check_ops, make_interpreter
     from runtimes.metadata import tflite_ops
@@ -450,6 +497,7 @@ def test_edgetpu_with_a_fake_compiler(tmp_path, monkeypatch, tiny_model_file, di
     meta = read_metadata(compiled)
     assert meta["input"]["dtype"] == "uint8" and meta["mode"] == "int8"  # uint8 IO by default for Edge TPU
     assert_full_int8(out / "model_int8.tflite", "uint8")
+    assert tensors_with_ranges((out / "model_int8.tflite").read_bytes()) > 0  # the compiler's input keeps them
     entry = next(f for f in json.loads((out / "report.json").read_text())["files"] if f["format"] == "edgetpu")
     assert entry["status"] == "compiled" and entry["verified"] is False
     assert "model_int8_edgetpu.tflite: not verified" in stdout
