@@ -53,6 +53,7 @@ from runtimes.modeldir import ModelEntry, list_models
 from runtimes.predictor import Predictor
 from runtimes.spec import ModelKind, ModelSpec, resolve_spec
 from runtimes.streaming import FeatureStream, Stream, WindowStream, open_stream
+from runtimes.threads import auto_threads
 
 
 def load_runtime(path: str | Path, device: str | Device = "auto", *, num_threads: int | None = None,
@@ -96,7 +97,9 @@ def load(path: str | Path, device: str | Device = "auto", *, num_threads: int | 
     The file's metadata says labels, frames, size and normalization; for a file without it
     (third-party), pass ``labels`` and ``normalization`` (``"unit"``, ``"symmetric"``,
     ``"imagenet"``) or ``mean``/``std``; frames and size come from a static input shape.
-    Arguments given here override the metadata.
+    Arguments given here override the metadata. ``num_threads`` ``None`` (default): on a CPU,
+    every core or one, whichever runs a clip of this model faster, timed here at load (a few
+    ms; see ``runtimes.threads``); the chosen count is in ``info["num_threads"]``.
     """
     stream_parts = None
     if Path(path).is_dir():
@@ -106,6 +109,8 @@ def load(path: str | Path, device: str | Device = "auto", *, num_threads: int | 
         path = pick_model(path, parse_device(device), entries).path
         stream_parts = find_stream_parts(path, entries)
     rt = load_runtime(path, device, num_threads=num_threads, runtime=runtime, **options)
+    if num_threads is None:  # every core, or one where that runs this model faster (runtimes.threads)
+        rt = auto_threads(rt, lambda: load_runtime(rt.path, rt.device, num_threads=1, runtime=runtime, **options))
     spec = resolve_spec(
         rt.path, rt.metadata, rt.input, rt.output, labels=labels, normalization=normalization,
         mean=mean, std=std, frames=frames, input_size=input_size, color_order=color_order,

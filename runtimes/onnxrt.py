@@ -104,7 +104,7 @@ class OnnxRuntime(Runtime):
             raise ModelFileError(f"{self.path}: no such model file")
         if self.path.stat().st_size == 0:
             raise ModelFileError(f"{self.path}: empty file (expected a .onnx model)")
-        check_threads(num_threads)
+        self.num_threads = check_threads(num_threads)  # None: ONNX Runtime's default, one per physical core
         ort = import_onnxruntime()
         self.version = ort.__version__
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -152,7 +152,8 @@ class OnnxRuntime(Runtime):
         return self.session.run(self._out_names, dict(zip(self._in_names, arrays)))
 
     def details(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"package": f"onnxruntime {self.version}", "providers": list(self.providers)}
+        out: dict[str, Any] = {"package": f"onnxruntime {self.version}", "providers": list(self.providers),
+                               "num_threads": self.num_threads or "default (one per physical core)"}
         if PROVIDERS[DeviceKind.TENSORRT] in self.providers:
             out["tensorrt_cache"] = str(self.cache_dir)
         return out

@@ -240,13 +240,11 @@ def pick_encoder_threads(candidates: Sequence["FeatureStream"], rounds: int = 3)
     23 us per push on two threads and 9 us on one (2-core x86); at 96x96 two threads win. The
     cost of a pool that went idle while Python ran between calls shows only in real pushes, and
     where the line falls depends on the CPU, so real pushes are timed (alternating rounds,
-    about 0.1 s) rather than the calls alone or a guess.
+    about 0.1 s) rather than the calls alone or a guess (``runtimes.threads``).
     """
-    costs = [[] for _ in candidates]
-    for _ in range(rounds):
-        for cost, stream in zip(costs, candidates):
-            cost.append(push_seconds(stream))
-    return candidates[min(range(len(candidates)), key=lambda i: min(costs[i]))]
+    from runtimes.threads import fastest
+
+    return fastest(candidates, push_seconds, rounds)
 
 
 def open_stream(encoder: str | Path, head: str | Path, device: str = "auto", *, num_threads: int | None = None,

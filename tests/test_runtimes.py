@@ -655,3 +655,70 @@ def test_real_gpu_providers(files, tmp_path, device):
     clip = _clip(11)
     p = runtimes.load(_path(files, "float.onnx"), device=device, cache_dir=tmp_path)
     np.testing.assert_allclose(p.predict(clip).probs, _keras_probs(files, clip), atol=1e-2)
+
+
+# --------------------------------------------------------------------------- thread count at load
+
+
+class _TimedRuntime:
+    """Stands in for a CPU runtime whose calls take ``delay`` seconds."""
+
+    def __init__(self, delay: float, kind: DeviceKind = DeviceKind.CPU, inputs: int = 1):
+        from types import SimpleNamespace
+
+        self.delay, self.calls, self.resets = delay, 0, 0
+        self.device = SimpleNamespace(kind=kind)
+        self.input = runtimes.TensorInfo("frames", (1, 4, 8, 8, 3), "int8", 0.5, 0)
+        self.inputs = (self.input,) * inputs
+
+    def reset(self):
+        self.resets += 1
+
+    def run(self, x):
+        import time
+
+        assert x.shape == (1, 4, 8, 8, 3) and x.dtype == np.int8
+        self.calls += 1
+        time.sleep(self.delay)
+
+
+@pytest.mark.parametrize("all_cores, one, picked", [(0.002, 0.0, "one"), (0.0, 0.002, "all")])
+def test_load_keeps_every_core_or_one_whichever_runs_a_clip_faster(monkeypatch, all_cores, one, picked):
+    from runtimes.threads import auto_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    every, single = _TimedRuntime(all_cores), _TimedRuntime(one)
+    chosen = auto_threads(every, lambda: single)
+    assert chosen is {"one": single, "all": every}[picked]
+    assert every.calls > 0 and single.calls > 0 and single.resets == single.calls  # each call a clean clip
+
+
+@pytest.mark.parametrize("case", ["slow model", "one core", "edge tpu", "two inputs"])
+def test_load_times_no_second_runtime_where_threads_cannot_matter(monkeypatch, case):
+    from runtimes.threads import AUTO_LIMIT_S, auto_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 1 if case == "one core" else 4)
+    rt = _TimedRuntime(AUTO_LIMIT_S * 1.5 if case == "slow model" else 0.0,
+                       DeviceKind.EDGETPU if case == "edge tpu" else DeviceKind.CPU, 2 if case == "two inputs" else 1)
+
+    def never():
+        raise AssertionError("a one-thread runtime was loaded")
+
+    assert auto_threads(rt, never) is rt
+
+
+def test_load_without_num_threads_reports_the_count_it_chose(files, monkeypatch):
+    import runtimes.threads as threads
+
+    def one_is_faster(rt, x, **_):
+        return 0.002 if rt.num_threads != 1 else 0.001
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(threads, "call_seconds", one_is_faster)
+    for name in ("int8.tflite", "qdq.onnx"):
+        model = runtimes.load(_path(files, name), "cpu")
+        assert model.info["num_threads"] == 1, name
+        np.testing.assert_allclose(model.predict(_clip()).probs, runtimes.load(_path(files, name), "cpu", num_threads=1)
+                                   .predict(_clip()).probs)
+    monkeypatch.setattr(threads, "call_seconds", lambda *a, **k: pytest.fail("timed despite num_threads"))
+    assert runtimes.load(_path(files, "qdq.onnx"), "cpu", num_threads=2).info["num_threads"] == 2
