@@ -51,17 +51,27 @@ def measure_camera(cli, root: Path, out: Path, *, size: int, epochs: int, thread
     return benchmark(run / "model.keras", data, out, formats=CAMERA_FORMATS, threads=threads, runs=runs, repeat=repeat)
 
 
-def one_thread_stream(report, threads_out: Path, runs: int, repeat: int):
-    """The ``stream-int8`` row again with every model on one thread (encoder, head and the
-    window-recompute clip model): the ratio on one core, where the clip model's batched
+def one_thread_stream(report, threads_out: Path, runs: int, repeat: int, formats=("stream-int8",)):
+    """``formats`` (default the ``stream-int8`` row) again with every model on one thread (encoder,
+    head, the window-recompute clip model, the clip rows): the ratios on one core, where batched
     convolutions cannot use a second one. Reuses the files of ``report`` (copied)."""
     import shutil
 
     settings = report.settings
-    models = Path(report.paths["json"]).parent / "models" / "stream-int8"
-    shutil.copytree(models, threads_out / "models" / "stream-int8", dirs_exist_ok=True)
-    return benchmark(settings["model"], settings["data"], threads_out, formats=("stream-int8",), threads=1, runs=runs,
+    for fmt in formats:
+        models = Path(report.paths["json"]).parent / "models" / fmt
+        shutil.copytree(models, threads_out / "models" / fmt, dirs_exist_ok=True)
+    return benchmark(settings["model"], settings["data"], threads_out, formats=tuple(formats), threads=1, runs=runs,
                      repeat=repeat, progress=False)
+
+
+def one_thread_ratios(one_thread) -> str:
+    """One line: the int8 / fp32 clip latency ratios with every model on one thread."""
+    p50 = {r.format: r.p50_ms for r in one_thread.rows if r.ok and r.p50_ms}
+    parts = [f"{name} int8/fp32 {p50[f'{key}-int8'] / p50[f'{key}-fp32']:.2f}x"
+             for key, name in (("tflite", "TFLite"), ("onnx", "ONNX Runtime"))
+             if p50.get(f"{key}-int8") and p50.get(f"{key}-fp32")]
+    return f"  on one thread: {', '.join(parts) or 'no clip rows'}"
 
 
 def stream_line(one_thread) -> str:

@@ -70,11 +70,21 @@ def head_threads_line(stream) -> str:
     """The stream head's thread count and what it costs on the benchmark's thread count."""
     parts, threads = stream.extra.get("parts") or {}, stream.extra.get("threads")
     chosen = " (open_stream's choice: it times real pushes on every core and on one)" if stream.extra.get("encoder_threads_auto") else ""
+    window = stream.extra.get("window_threads")
     line = (f"stream head on {stream.extra.get('head_threads')} thread(s), encoder on "
-            f"{stream.extra.get('encoder_threads')}{chosen}, clip models on {threads}")
+            f"{stream.extra.get('encoder_threads')}{chosen}, window clip model on {window or threads}")
     if parts.get("head_ms_all_threads"):
         line += f" (the head on {threads} threads: {parts['head_ms_all_threads']:.4f} ms vs {parts['head_ms']:.4f} ms)"
     return line
+
+
+def threads_line(report) -> str:
+    """Which thread count each clip row's model ran on (``runtimes.load`` picks when not told)."""
+    used = [f"{r.format} {r.extra['threads_used'] or 'default'}" for r in report.rows
+            if r.ok and "threads_used" in r.extra]
+    auto = any(r.extra.get("threads_auto") for r in report.rows if r.ok)
+    how = "loaded as a user loads them: every core or one, whichever ran a clip faster at load" if auto else "as given"
+    return f"threads per row ({how}): {', '.join(used)}"
 
 
 def print_parts(rows, report, peak) -> dict:

@@ -36,13 +36,14 @@ from edge_rcnn.benchmark import DEFAULT_FORMATS, benchmark  # noqa: E402
 from edge_rcnn.benchmark.machine import MachineInfo, peak_int8_macs  # noqa: E402
 from edge_rcnn.benchmark.report import plot_rows  # noqa: E402
 from edge_rcnn.benchmark.targets import evaluate_targets, ratios  # noqa: E402
-from camera import camera_summary, measure_camera, one_thread_stream, stream_line  # noqa: E402
-from printout import explain, print_parts, print_ratios  # noqa: E402
+from camera import camera_summary, measure_camera, one_thread_ratios, one_thread_stream, stream_line  # noqa: E402
+from printout import explain, print_parts, print_ratios, threads_line  # noqa: E402
 
 
 # The CLI's default rows plus the other int8 layout and flavour: the TFLite LSTM fused (smallest
 # file) and the symmetric int8 ONNX file made for TensorRT, both measured on this CPU.
 STANDARD_FORMATS = (*DEFAULT_FORMATS, "tflite-int8-fused", "onnx-int8-trt")
+ONE_THREAD_FORMATS = ("tflite-fp32", "tflite-int8", "onnx-fp32", "onnx-int8", "stream-int8")  # ratios on one core too
 
 
 class Tee:
@@ -139,8 +140,13 @@ def record(args) -> tuple[int, str]:
     print(report.table())
     r = ratios(report)
     print_ratios(r, report, peak)
-    one_thread = one_thread_stream(report, args.out.parent / f"{args.out.name}-1-thread", args.runs, args.repeat)
+    print(threads_line(report))
+    one_thread = one_thread_stream(report, args.out.parent / f"{args.out.name}-1-thread", args.runs, args.repeat,
+                                   formats=ONE_THREAD_FORMATS)
     print(stream_line(one_thread))
+    print(one_thread_ratios(one_thread))
+    r.update({f"one_thread_{k}": v for k, v in ratios(one_thread).items()
+              if k in ("tflite_int8_vs_fp32_latency", "onnx_int8_vs_fp32_latency", "stream_frame_vs_window_frame")})
     part_rows = []
     if not args.no_parts:
         from parts import measure_parts

@@ -5,9 +5,10 @@ first T-1 pushes every push returns a prediction for the last T frames, so every
 full step: one encoder pass, one head step over the T windows in flight. Measured in the same process:
 
 - ``frame_times_ms``: ``FeatureStream.push`` (the row's per-frame latency). With the benchmark
-  on every core the stream is opened as a user opens it, without ``num_threads``, so its
-  encoder gets every core or one, whichever pushes faster (``encoder_threads`` records which);
-  the window side runs on every core, its faster setting (the one-thread run shows both);
+  on every core both sides are opened as a user opens them, without ``num_threads``: the
+  stream's encoder gets every core or one, whichever pushes faster (``encoder_threads``), and
+  the window's clip model whichever runs a clip faster (``window_threads``); the one-thread run
+  shows both sides on one core;
 - ``window_frame_ms``: ``WindowStream.push`` over the int8 clip model exported beside the parts
   (same runtime, same precision, same frame conversion) -- the per-frame cost without streaming,
   i.e. recomputing the whole T-frame window on every frame;
@@ -29,7 +30,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from edge_rcnn.benchmark.worker import TIME_POOL, _first, _inputs, peak_rss_mb, time_calls
+from edge_rcnn.benchmark.worker import TIME_POOL, _first, _inputs, load_threads, peak_rss_mb, time_calls
 
 
 def _frames(frames, clips: int):
@@ -86,13 +87,11 @@ def measure_stream(spec: dict[str, Any]) -> dict[str, Any]:
 
     import runtimes
 
-    import os
-
     threads, files = int(spec["threads"]), spec["files"]
     # Every core is the stream's own default: then open_stream also tries the encoder on one
     # thread and keeps the faster (what a user gets); fewer threads are taken as given.
-    auto = threads >= (os.cpu_count() or 1) > 1
-    stream = runtimes.open_stream(files["encoder"], files["head"], "cpu", num_threads=None if auto else threads)
+    auto = load_threads(threads) is None
+    stream = runtimes.open_stream(files["encoder"], files["head"], "cpu", num_threads=load_threads(threads))
     loaded = time.perf_counter()
     frames, _ = _inputs(spec)
     T = stream.frames
@@ -132,7 +131,9 @@ def measure_stream(spec: dict[str, Any]) -> dict[str, Any]:
     if files.get("window"):
         from runtimes.streaming import WindowStream
 
-        window_stream = WindowStream(runtimes.load(files["window"], "cpu", num_threads=threads))
+        window_rt = runtimes.load(files["window"], "cpu", num_threads=load_threads(threads))
+        result["window_threads"] = getattr(window_rt.runtime, "num_threads", None)
+        window_stream = WindowStream(window_rt)
         times = _push_times(window_stream, video, T, warmup, runs * T)
         result["window_frame_ms"] = float(np.median(times))
         result["window_frame_p90_ms"] = float(np.percentile(times, 90))

@@ -108,18 +108,29 @@ def _macs(model, config) -> dict[str, int]:
     return {"clip": count_macs(model).total}
 
 
+def load_threads(threads: int) -> int | None:
+    """The ``num_threads`` a row loads its model with: ``None`` (what a user gets from
+    ``runtimes.load``: every core or one, whichever is faster, see ``runtimes.threads``) when the
+    benchmark runs on every core, else ``threads`` as given."""
+    import os
+
+    return None if threads >= (os.cpu_count() or 1) > 1 else threads
+
+
 def measure_clip(spec: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     import numpy as np
 
     import runtimes
 
-    predictor = runtimes.load(spec["files"]["model"], "cpu", num_threads=int(spec["threads"]))
+    threads = int(spec["threads"])
+    predictor = runtimes.load(spec["files"]["model"], "cpu", num_threads=load_threads(threads))
     loaded = time.perf_counter()
     frames, inputs = _inputs(spec)
     predictor.predict(np.array(frames[0]))
     rt = predictor.runtime
-    result: dict[str, Any] = {"runtime": rt.details().get("package", rt.name), "threads": int(spec["threads"]),
+    result: dict[str, Any] = {"runtime": rt.details().get("package", rt.name), "threads": threads,
+                              "threads_used": getattr(rt, "num_threads", None), "threads_auto": load_threads(threads) is None,
                               "details": {k: v for k, v in rt.details().items() if k != "package"}}
     _first(spec, result, start, loaded)
     pool = [rt.to_input(np.array(inputs[i : i + 1])) for i in range(min(TIME_POOL, len(inputs)))]
