@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--data", required=True, help="data folder: accuracy on its val split, int8 calibration on train")
     b.add_argument("--formats", type=csv_list, default=list(DEFAULT_FORMATS),
                    help=f"comma-separated, of: {', '.join(FORMATS)} (default: {','.join(DEFAULT_FORMATS)})")
-    b.add_argument("--threads", type=int, default=None, help="CPU threads for every runtime (default: all cores)")
+    b.add_argument("--threads", type=int, default=None, help="CPU threads for every runtime (default: all cores, each model loaded as a user loads it: every core or one, whichever runs it faster)")
     b.add_argument("--runs", type=int, default=50, help="timed calls per format after the warm-up (default 50)")
     b.add_argument("--warmup", type=int, default=5, help="untimed calls first (default 5)")
     b.add_argument("--repeat", type=int, default=1,

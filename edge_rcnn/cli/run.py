@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("clip", help="a video file, a folder of frame images, or (image models) one image")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--topk", type=int, default=3, help="classes to show (default 3)")
-    p.add_argument("--threads", type=int, help="CPU threads for LiteRT/ONNX Runtime (default: all cores)")
+    p.add_argument("--threads", type=int, help="CPU threads for LiteRT/ONNX Runtime (default: every core or one, whichever runs a clip of this model faster, timed at load)")
     p.add_argument("--labels", type=csv_list, help="class names a,b,c (files without edge-rcnn metadata)")
     p.add_argument("--normalization", help="unit, symmetric or imagenet (files without edge-rcnn metadata)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

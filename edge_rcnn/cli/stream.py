@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--events", default=None, metavar="JSONL", help="write events as JSON lines here")
     r.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     r.add_argument("--device", default="auto", help=DEVICE_HELP)
-    r.add_argument("--threads", type=int, help="CPU threads for LiteRT/ONNX Runtime (default: all cores; a streaming frame encoder gets all cores or one, whichever pushes faster)")
+    r.add_argument("--threads", type=int, help="CPU threads for LiteRT/ONNX Runtime (default: every core or one, whichever is faster here: timed on a clip at load, or for a streaming frame encoder on real pushes)")
     r.add_argument("--quiet", action="store_true", help="no progress line and no event lines")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.set_defaults(func=cmd_run)
