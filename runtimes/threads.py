@@ -20,6 +20,7 @@ T = TypeVar("T")
 
 AUTO_LIMIT_S = 0.005  # a call slower than this keeps every core without timing one thread
 ROUNDS = 3  # alternating rounds: a burst of noise on the shared machine hits both candidates
+ROUND_S = 0.005  # about this long per candidate per round: 15 calls of a 0.3 ms clip, 3 of a 3 ms one
 
 
 def fastest(candidates: Sequence[T], cost: Callable[[T], float], rounds: int = ROUNDS) -> T:
@@ -51,6 +52,8 @@ def auto_threads(runtime, one_thread: Callable[[], object]):
     if (os.cpu_count() or 1) < 2 or runtime.device.kind is not DeviceKind.CPU or len(runtime.inputs) != 1:
         return runtime
     x = np.zeros([s or 1 for s in runtime.input.shape], runtime.input.dtype)
-    if call_seconds(runtime, x, calls=3, warmup=1) > AUTO_LIMIT_S:
+    first = call_seconds(runtime, x, calls=3, warmup=1)
+    if first > AUTO_LIMIT_S:
         return runtime
-    return fastest([runtime, one_thread()], lambda rt: call_seconds(rt, x))
+    calls = int(min(15, max(3, ROUND_S / max(first, 1e-6))))  # keeps the load's extra time to ~30 ms
+    return fastest([runtime, one_thread()], lambda rt: call_seconds(rt, x, calls=calls))
