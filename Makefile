@@ -23,7 +23,7 @@ venv: $(STAMP)
 # Rerunning it reuses the dataset and resumes (or just reloads) the finished training run.
 demo: $(STAMP) $(DATA)/dataset.json
 	$(BIN)/edge-rcnn train $(DATA) --out $(RUN)
-	$(BIN)/edge-rcnn quantize $(RUN)/model.keras --calib $(DATA) --format tflite,onnx --mode int8 --streaming -o $(OUT)
+	$(BIN)/edge-rcnn quantize $(RUN)/model.keras --calib $(DATA) --samples 128 --format tflite,onnx --mode int8 --streaming -o $(OUT)
 	$(BIN)/edge-rcnn predict $(OUT)/model_int8.tflite $$(ls -d $(DATA)/val/*/* | head -1) --topk 3
 
 $(DATA)/dataset.json: | $(STAMP)

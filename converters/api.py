@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from converters.calibration import ClipSet, describe, load_clips, random_clips, split_calibration
+from converters.calibration import ClipSet, describe, load_clips, random_clips, split_calibration, warn_coarse_verification
 from converters.config import ConvertConfig, Format, Mode
 from converters.job import ExportedFile, ExportJob, get_converter
 from converters.manifest import write_manifest
@@ -67,6 +67,8 @@ def quantize(model: str | os.PathLike, calib: str | os.PathLike, out_dir: str | 
     clips = load_clips(calib, model_config, split=settings_.split, limit=limit, seed=settings_.seed, progress=progress)
     calibration, held, overlap = (split_calibration(clips, settings_.samples, settings_.seed) if settings_.needs_calibration
                                   else (None, clips, False))
+    if not overlap:
+        warn_coarse_verification(held, settings_.max_drop)
     return _run(model, out, settings_, calibration, held, progress, extra={"overlap": overlap})
 
 

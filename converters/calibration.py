@@ -182,6 +182,17 @@ def split_calibration(clips: ClipSet, samples: int, seed: int = 0) -> tuple[Clip
     return calib, held, False
 
 
+def warn_coarse_verification(held: ClipSet, max_drop: float) -> None:
+    """Warn when one verification clip is worth more accuracy points than ``max_drop``: then a
+    single clip that quantization tips the other way fails the export (exit 3)."""
+    if len(held) and 100.0 / len(held) > max_drop:
+        warnings.warn(
+            f"verifying on {len(held)} held-out clips of {held.source}: one clip is {100.0 / len(held):.1f} points, more "
+            f"than --max-drop {max_drop:g}, so a single changed clip fails the check; lower --samples or add clips",
+            UserWarning, stacklevel=3,
+        )
+
+
 def interleave_classes(clips: ClipSet, seed: int = 0) -> ClipSet:
     """The same clips reordered one class after another (round robin), each class shuffled by ``seed``."""
     if clips.labels is None:

@@ -616,6 +616,18 @@ def test_calibration_reader_protocol(tiny_config):
         assert split_calibration(clips, 6)[2] is True
 
 
+def test_quantize_warns_when_one_verification_clip_outweighs_max_drop(tmp_path, tiny_model_file, digits_dir):
+    """8 held-out clips: one clip is 12.5 points, so --max-drop 1 would fail on any single clip."""
+    from converters import quantize
+
+    with pytest.warns(UserWarning, match=r"verifying on 8 held-out clips .*: one clip is 12.5 points, more than --max-drop 1,"):
+        quantize(tiny_model_file, digits_dir, tmp_path / "a", formats="tflite", progress=False, **FAST)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quantize(tiny_model_file, digits_dir, tmp_path / "b", formats="tflite", progress=False, **FAST, max_drop=50)
+    assert not [w for w in caught if "held-out clips" in str(w.message)]
+
+
 # --------------------------------------------------------------------------- bad input: one line, exit 2
 
 
