@@ -1,10 +1,10 @@
 """Thread count by measurement: every core or one, whichever runs this model faster here.
 
-A small model's operators are too small to split across cores. Measured on the standard model
-(2-core x86, ONNX Runtime 1.32): the int8 ONNX clip took 162 us on one thread and 255 us on
-two, the float one 233 us on either; LiteRT's int8 clip was faster on two (97 vs 143 us). Where
-the line falls depends on the model, the runtime and the CPU, so it is timed on the device when
-the model loads, not guessed. Models slower than ``AUTO_LIMIT_S`` per call keep every core
+A small model's operators are often too small to split across cores. Measured on the standard
+model (2-core x86 VM, ONNX Runtime 1.32): the int8 ONNX clip took 160 us on one thread and, from
+one process to the next, 119 us to 255 us on two; LiteRT's int8 clip took 131-143 us on one and
+88-150 us on two. Where the line falls depends on the model, the runtime, the CPU and even the
+moment, so it is timed on the device when the model loads, not guessed. Models slower than ``AUTO_LIMIT_S`` per call keep every core
 (they are big enough to split, and timing them would slow the load).
 """
 
