@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from runtimes.errors import SourceError
-from runtimes.sources import IMAGE_SUFFIXES, import_cv2
+from runtimes.sources import IMAGE_SUFFIXES, frame_files, import_cv2
 
 DEFAULT_FPS = 30.0  # frame folders and arrays have no clock: frame i is at i / 30 s
 MAX_BAD_READS = 25  # failed reads in a row before a file is taken as ended (or a live source as dropped)
@@ -151,7 +151,7 @@ class FolderSource(FrameSource):
     def __init__(self, folder: Path):
         super().__init__()
         self.name, self.cv2 = str(folder), import_cv2()
-        self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self.files = frame_files(folder)
         if not self.files:
             raise SourceError(f"{folder}: no frame images ({', '.join(IMAGE_SUFFIXES)})")
 

@@ -2,11 +2,18 @@
 
 ``read_frames(path, count)`` samples ``count`` frames uniformly over the whole video or folder
 (first and last included) and returns them as uint8 RGB ``HxWx3`` arrays.
+
+Training reads its clips with the same pieces (``frame_files``, ``decode_uniform``,
+``sample_indices``): a model must see on the device the very frames it was trained on, so the
+folder rule, the frame choice and the decoding live here once; each side only words its own
+errors (a skipped training clip has a reason, a device source raises ``SourceError``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -40,52 +47,79 @@ def _too_few(path: Path, total: int, count: int, what: str) -> SourceError:
     return SourceError(f"{path}: {total} {what}; the model takes {count} per clip")
 
 
+def frame_files(folder: str | Path) -> list[Path]:
+    """A frame folder's images in name order: files with an image suffix, hidden ones left out
+    (macOS copies leave ``._0001.jpg`` beside ``0001.jpg``). Training, ``predict`` and the camera
+    loop's folder source all list frames with this."""
+    return sorted(p for p in Path(folder).iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def _read_folder(cv2, folder: Path, count: int) -> list[np.ndarray]:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = frame_files(folder)
     if len(files) < count:
         raise _too_few(folder, len(files), count, f"frame images ({', '.join(IMAGE_SUFFIXES)})")
     return [_read_image(cv2, files[i]) for i in sample_indices(len(files), count)]
 
 
-def _decode_all(cv2, path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
+@dataclass(frozen=True)
+class Decoded:
+    """What ``decode_uniform`` got from a video file."""
+
+    frames: list  # ``count`` BGR frames sampled uniformly; empty when fewer than ``count`` decode
+    opened: bool  # False: OpenCV cannot open the file at all
+    header: int  # the container's frame count (0 when missing)
+    decoded: int  # frames the full decoding pass got (0 when the header's count sufficed)
+
+
+def _decode(cap, chosen: Sequence[int] | None) -> list[np.ndarray]:
+    """Decode in order, keeping the frames at ``chosen`` (sorted, distinct), or all when None."""
+    wanted = None if chosen is None else set(chosen)
+    last = None if chosen is None else chosen[-1]
+    out, index = [], 0
+    while last is None or index <= last:
+        if not cap.grab():
+            break
+        if wanted is None or index in wanted:
+            ok, frame = cap.retrieve()
+            if not ok or frame is None:
                 break
-            frames.append(frame)
+            out.append(frame)
+        index += 1
+    return out
+
+
+def decode_uniform(cv2, path: str | Path, count: int) -> Decoded:
+    """``count`` frames spread evenly over a video (``sample_indices``), decoding only those when
+    the container's frame count is right; when it is missing or wrong, every frame is decoded and
+    the choice made over what decoded."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            return Decoded([], False, 0, 0)
+        header = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        if header >= count:  # distinct indices: the step between them is at least one frame
+            picked = _decode(cap, sample_indices(header, count))
+            if len(picked) == count:
+                return Decoded(picked, True, header, 0)
     finally:
         cap.release()
-    return frames
+    cap = cv2.VideoCapture(str(path))
+    try:
+        every = _decode(cap, None)
+    finally:
+        cap.release()
+    frames = [every[i] for i in sample_indices(len(every), count)] if len(every) >= count else []
+    return Decoded(frames, True, header, len(every))
 
 
 def _read_video(cv2, path: Path, count: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
+    got = decode_uniform(cv2, path, count)
+    if not got.opened:
         raise SourceError(f"{path}: not a readable video")
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    picked: list[np.ndarray] = []
-    try:
-        if total >= count:  # one pass, decoding only the frames we keep
-            wanted = sample_indices(total, count)
-            index = 0
-            while len(picked) < count and cap.grab():
-                if index in wanted:
-                    ok, frame = cap.retrieve()
-                    if not ok:
-                        break
-                    picked.extend([frame] * wanted.count(index))
-                index += 1
-    finally:
-        cap.release()
-    if len(picked) < count:  # the container's frame count was missing or wrong: decode it all
-        decoded = _decode_all(cv2, path)
-        if len(decoded) < count:
-            raise _too_few(path, len(decoded), count, "decodable frames")
-        picked = [decoded[i] for i in sample_indices(len(decoded), count)]
-    return [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in picked]
+    if not got.frames:
+        raise _too_few(path, got.decoded, count, "decodable frames")
+    return [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in got.frames]
 
 
 def read_frames(path: str | Path, count: int) -> list[np.ndarray]:

@@ -301,6 +301,26 @@ def test_read_clip_samples_uniformly_over_a_frame_folder(tmp_path):
     np.testing.assert_array_equal(clip[:, 0, 0, 0], expected)
 
 
+def test_training_and_the_device_read_the_same_frames(tmp_path):
+    """One rule for both sides (runtimes.sources): hidden files (macOS ``._*``) are not frames,
+    every image suffix the device reads counts, and a lying video header is decoded around the
+    same way -- so a model sees on the device the frames it was trained on."""
+    from runtimes.sources import read_frames
+
+    folder = write_frames(tmp_path / "clip", 12)
+    cv2.imwrite(str(folder / "012.bmp"), np.full((24, 32, 3), 120, np.uint8))  # a 13th frame, as .bmp
+    (folder / "._0003.png").write_bytes(b"\x00\x05\x16\x07 not a png")  # AppleDouble file
+    cut = tmp_path / "cut.avi"
+    data = write_video(cut, 20, fourcc="MJPG").read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.9)])  # the header says 20 frames, 16 decode
+    for path, frames in ((folder, 5), (cut, 4), (write_video(tmp_path / "ok.mp4", 20), 6)):
+        trained = read_clip(path, frames=frames, size=(12, 16) if path == folder else 32)
+        device = np.stack([cv2.resize(f, trained.shape[2:0:-1], interpolation=cv2.INTER_AREA) for f in read_frames(path, frames)])
+        assert trained.shape == device.shape, path
+        np.testing.assert_allclose(trained.astype(int), device.astype(int), atol=1, err_msg=str(path))
+    assert read_clip(folder, frames=13, size=(12, 16))[-1, 0, 0, 0] == 120  # the .bmp frame is the last one
+
+
 def test_read_clip_samples_uniformly_over_a_video(tmp_path):
     path = write_video(tmp_path / "ramp.mp4", 20)
     clip = read_clip(path, frames=5, size=32, channels=1)

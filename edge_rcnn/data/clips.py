@@ -10,16 +10,16 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from edge_rcnn.errors import DataError
-from runtimes.sources import sample_indices  # the device's rule: train and predict sample alike
+# The device's rules: train and predict list, choose and decode frames alike (runtimes.sources).
+from runtimes.sources import IMAGE_SUFFIXES, decode_uniform, frame_files, sample_indices
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-CLIP_LAYOUT = "videos (*.mp4|avi|mov|mkv) or folders of frames (*.jpg|jpeg|png)"
+IMAGE_PATTERN = "*." + "|".join(s.lstrip(".") for s in IMAGE_SUFFIXES)  # *.png|jpg|jpeg|bmp|...
+CLIP_LAYOUT = f"videos (*.mp4|avi|mov|mkv) or folders of frames ({IMAGE_PATTERN})"
 
 
 class ClipKind(str, enum.Enum):
@@ -81,14 +81,6 @@ def as_ref(path_or_ref) -> ClipRef:
     return ClipRef(path, "", kind_of(path).value)
 
 
-def frame_files(folder: Path) -> list[Path]:
-    """The frame images of a frame folder, sorted by name (hidden files ignored)."""
-    return sorted(
-        p for p in Path(folder).iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
-    )
-
-
 def read_frames_bgr(ref: ClipRef, frames: int) -> list[np.ndarray]:
     """``frames`` BGR frames (OpenCV's order, original size) sampled uniformly over the clip."""
     if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
@@ -106,48 +98,16 @@ def read_frames_bgr(ref: ClipRef, frames: int) -> list[np.ndarray]:
 def _read_video(path: Path, frames: int) -> list[np.ndarray]:
     import cv2
 
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise ClipError(path, "unreadable", "OpenCV cannot open it")
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        if count >= frames:
-            chosen = sample_indices(count, frames)
-            out = _decode_indices(cap, chosen)
-            if len(out) == frames:
-                return out
-    finally:
-        cap.release()
-    # The header's count was missing, too small or too large: decode everything, then choose.
-    cap = cv2.VideoCapture(str(path))
-    try:
-        every = _decode_indices(cap, None)
-    finally:
-        cap.release()
-    if not every:
+    got = decode_uniform(cv2, path, frames)
+    if not got.opened:
+        raise ClipError(path, "unreadable", "OpenCV cannot open it")
+    if got.frames:
+        return got.frames
+    if not got.decoded:
         raise ClipError(path, "unreadable", "no frame decodes")
-    if len(every) < frames:
-        if count > len(every):
-            raise ClipError(path, "truncated", f"decodes {len(every)} of {count} frames, need {frames}")
-        raise ClipError(path, "too short", f"{len(every)} frames, need {frames}")
-    return [every[i] for i in sample_indices(len(every), frames)]
-
-
-def _decode_indices(cap, chosen: Sequence[int] | None) -> list[np.ndarray]:
-    """Decode sequentially, keeping frames at ``chosen`` (sorted, distinct) or all when None."""
-    wanted = None if chosen is None else set(int(i) for i in chosen)
-    last = None if chosen is None else int(chosen[-1])
-    out, index = [], 0
-    while last is None or index <= last:
-        if not cap.grab():
-            break
-        if wanted is None or index in wanted:
-            ok, frame = cap.retrieve()
-            if not ok or frame is None:
-                break
-            out.append(frame)
-        index += 1
-    return out
+    if got.header > got.decoded:
+        raise ClipError(path, "truncated", f"decodes {got.decoded} of {got.header} frames, need {frames}")
+    raise ClipError(path, "too short", f"{got.decoded} frames, need {frames}")
 
 
 def imread_bgr(path: Path) -> np.ndarray:

@@ -3,9 +3,9 @@
 Layout (``clip`` mode)::
 
     DATA/<label>/*.mp4|avi|mov|mkv          videos, decoded with OpenCV
-    DATA/<label>/<clip>/*.jpg|jpeg|png      frame folders, frames sorted by name
+    DATA/<label>/<clip>/*.png|jpg|...       frame folders, frames sorted by name (runtimes.sources.frame_files)
 
-In ``image`` mode: ``DATA/<label>/*.jpg|jpeg|png``. ``DATA/train`` and ``DATA/val`` are used when
+In ``image`` mode: ``DATA/<label>/*.png|jpg|...``. ``DATA/train`` and ``DATA/val`` are used when
 ``DATA/train`` exists, else a seeded stratified split. Hidden files and folders and
 ``dataset.json`` are ignored; ``dataset.json`` may set ``flip_invariant`` and the label order.
 """
@@ -23,6 +23,7 @@ import numpy as np
 from edge_rcnn.config import InputMode, ModelConfig, parse_enum
 from edge_rcnn.data.clips import (  # noqa: F401  (re-exported: the folder API in one place)
     CLIP_LAYOUT,
+    IMAGE_PATTERN,
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
     ClipError,
@@ -165,7 +166,7 @@ def _candidates(class_dir: Path, mode: InputMode) -> list[ClipRef]:
 
 
 def _layout(mode: InputMode) -> str:
-    return CLIP_LAYOUT if mode is InputMode.CLIP else "images (*.jpg|jpeg|png)"
+    return CLIP_LAYOUT if mode is InputMode.CLIP else f"images ({IMAGE_PATTERN})"
 
 
 def _split(by_label: dict, val_fraction: float, seed: int) -> tuple[dict, dict]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from edge_rcnn.data.clips import ClipError, ClipInfo, ClipKind, ClipRef, imread_bgr, frame_files
+from edge_rcnn.data.clips import IMAGE_PATTERN, ClipError, ClipInfo, ClipKind, ClipRef, frame_files, imread_bgr
 from edge_rcnn.errors import DataError
 
 
@@ -34,7 +34,7 @@ def probe_clip(ref: ClipRef, frames: int = 1) -> ClipInfo:
 def _probe_frame_folder(folder: Path) -> ClipInfo:
     files = frame_files(folder)
     if not files:
-        raise ClipError(folder, "no frames", "expected *.jpg|jpeg|png images in the folder")
+        raise ClipError(folder, "no frames", f"expected {IMAGE_PATTERN} images in the folder")
     sizes: dict[tuple[int, int], Path] = {}
     for file in files:
         sizes.setdefault(image_size(file), file)
