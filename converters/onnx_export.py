@@ -46,7 +46,10 @@ def convert(job: ExportJob) -> ExportedFile:
     io = None
     if job.part is parts.Part.STREAM_HEAD:  # [feature, *states] -> [probs, *states], in the Keras model's order
         io = [i.name for i in proto.graph.input], [o.name for o in proto.graph.output]
-    embed_onnx_metadata(proto, parts.metadata(job, Format.ONNX, mode=job.settings.mode.value, input=inp, output=out, io=io))
+    meta = parts.metadata(job, Format.ONNX, mode=job.settings.mode.value, input=inp, output=out, io=io)
+    if job.settings.mode is Mode.INT8:
+        meta["quantized_for"] = job.settings.onnx_int8.value  # the runtime warns when it is the wrong one
+    embed_onnx_metadata(proto, meta)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:  # onnx.checker.ValidationError / InferenceError

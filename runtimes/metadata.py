@@ -19,6 +19,7 @@ The document (``format_version`` 1)::
       "output": {"name": str, "shape": [..], "dtype": "int8", "scale": float, "zero_point": int},
       "model_config": {...ModelConfig.to_dict()...},
       "source_sha256": "<sha256 of the .keras file>",
+      "quantized_for": "tensorrt" | "cpu",   # int8 ONNX only: --onnx-int8 (which runtime it is fast on)
       "stream": {"role": "encoder" | "head", "feature_dim": F, "frames": T,
                  "encoder": "<file name>", "head": "<file name>",      # streaming parts only
                  "inputs": [..], "outputs": [..]}   # head: tensor names, [feature, *states] -> [probs, *states]

@@ -279,6 +279,8 @@ def open_stream(encoder: str | Path, head: str | Path, device: str = "auto", *, 
     options = dict(every=every, smoothing=smoothing, topk=topk)
     stream = FeatureStream(enc_rt, head_rt, specs[0].frame, specs[1].labels, **options)
     if num_threads is None and (os.cpu_count() or 1) > 1 and enc_rt.device.kind is DeviceKind.CPU:
-        one = load_runtime(encoder, device, num_threads=1, **runtime_options)
+        with warnings.catch_warnings():  # the same file again: the first load said what it had to
+            warnings.simplefilter("ignore")
+            one = load_runtime(encoder, device, num_threads=1, **runtime_options)
         stream = pick_encoder_threads([stream, FeatureStream(one, head_rt, specs[0].frame, specs[1].labels, **options)])
     return stream

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY_DIRECTIONS, TINY_FRAMES, tiny_model_config
+from runtimes.metadata import read_metadata
 
 FAST = dict(samples=4, verify_samples=8)  # digits_dir has 3 val clips per class: 4 calibrate, 8 verify
 PLAIN_MODES = ("float", "fp16", "dynamic")
@@ -324,6 +325,23 @@ def test_onnx_int8_for_cpu_uses_uint8_activations_and_int8_weights(tmp_path, tin
     assert [n.split("(")[0] for n in float_compute_nodes(q)] == ["Conv"]  # the stem stays float (onnx_cpu)
     assert report.document["settings"]["onnx_int8"] == "cpu"
     assert report.comparisons[0].agreement >= 0.9
+    assert read_metadata(written(report, ".onnx"))["quantized_for"] == "cpu"
+
+
+def test_a_tensorrt_int8_onnx_loaded_on_a_cpu_says_which_file_would_be_fast(int8_run, tmp_path, tiny_model_file, digits_dir):
+    """The default int8 ONNX is for TensorRT; ONNX Runtime's CPU kernels run it slower than float.
+    Loading it on a CPU says so (once, one line); the converters' own check on this CPU does not."""
+    import runtimes
+
+    path = written(int8_run, ".onnx")
+    assert read_metadata(path)["quantized_for"] == "tensorrt"
+    with pytest.warns(RuntimeWarning, match=r"model_int8.onnx: int8 quantized for TensorRT .* --onnx-int8 cpu$"):
+        runtimes.load(path, "cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quantize_report = __import__("converters").quantize(tiny_model_file, digits_dir, tmp_path, formats="onnx",
+                                                            progress=False, **FAST)
+    assert quantize_report.comparisons and not [w for w in caught if "TensorRT" in str(w.message)]
 
 
 def test_rnn_weights_quantize_per_row_symmetric():
