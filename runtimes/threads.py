@@ -49,7 +49,8 @@ def auto_threads(runtime, one_thread: Callable[[], object]):
     timed; anything else comes back as it is."""
     from runtimes.base import DeviceKind
 
-    if (os.cpu_count() or 1) < 2 or runtime.device.kind is not DeviceKind.CPU or len(runtime.inputs) != 1:
+    inputs = getattr(runtime, "inputs", None) or (runtime.input,)  # a third-party runtime may set only ``input``
+    if (os.cpu_count() or 1) < 2 or runtime.device.kind is not DeviceKind.CPU or len(inputs) != 1:
         return runtime
     x = np.zeros([s or 1 for s in runtime.input.shape], runtime.input.dtype)
     first = call_seconds(runtime, x, calls=3, warmup=1)
