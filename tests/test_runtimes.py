@@ -722,3 +722,21 @@ def test_load_without_num_threads_reports_the_count_it_chose(files, monkeypatch)
                                    .predict(_clip()).probs)
     monkeypatch.setattr(threads, "call_seconds", lambda *a, **k: pytest.fail("timed despite num_threads"))
     assert runtimes.load(_path(files, "qdq.onnx"), "cpu", num_threads=2).info["num_threads"] == 2
+
+
+def test_litert_banner_is_hidden_and_other_stderr_kept(files):
+    """LiteRT's C++ "Created TensorFlow Lite XNNPACK delegate" INFO line is not shown to users;
+    anything else written to stderr while an interpreter is made still is."""
+    script = textwrap.dedent(f"""
+        import os
+        import runtimes
+        from runtimes.litert import XNNPACK_BANNER, without_xnnpack_banner
+        with without_xnnpack_banner():
+            os.write(2, XNNPACK_BANNER + b"\\n")
+            os.write(2, b"a real problem\\n")
+        runtimes.load({str(_path(files, "int8.tflite"))!r}, "cpu", num_threads=1)
+        print("loaded")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "loaded", done.stderr[-500:]
+    assert "XNNPACK" not in done.stderr and done.stderr.count("a real problem") == 1, done.stderr
