@@ -98,8 +98,8 @@ def load(path: str | Path, device: str | Device = "auto", *, num_threads: int | 
     (third-party), pass ``labels`` and ``normalization`` (``"unit"``, ``"symmetric"``,
     ``"imagenet"``) or ``mean``/``std``; frames and size come from a static input shape.
     Arguments given here override the metadata. ``num_threads`` ``None`` (default): on a CPU,
-    every core or one, whichever runs a clip of this model faster, timed here at load (a few
-    ms; see ``runtimes.threads``); the chosen count is in ``info["num_threads"]``.
+    every core or one, whichever runs a clip of this model faster, timed here at load (about
+    30 ms; see ``runtimes.threads``); the chosen count is in ``info["num_threads"]``.
     """
     stream_parts = None
     if Path(path).is_dir():

@@ -4,8 +4,9 @@ A small model's operators are often too small to split across cores. Measured on
 model (2-core x86 VM, ONNX Runtime 1.32): the int8 ONNX clip took 160 us on one thread and, from
 one process to the next, 119 us to 255 us on two; LiteRT's int8 clip took 131-143 us on one and
 88-150 us on two. Where the line falls depends on the model, the runtime, the CPU and even the
-moment, so it is timed on the device when the model loads, not guessed. Models slower than ``AUTO_LIMIT_S`` per call keep every core
-(they are big enough to split, and timing them would slow the load).
+moment, so it is timed on the device when the model loads, not guessed. Models slower than
+``AUTO_LIMIT_S`` per call keep every core (they are big enough to split, and timing them would
+slow the load).
 """
 
 from __future__ import annotations
