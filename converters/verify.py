@@ -11,10 +11,11 @@ fp16 ~1e-2; int8 and dynamic are judged by agreement and accuracy, not atol) and
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -74,13 +75,21 @@ def reference_probs(model, config, clips: ClipSet, batch: int = 16) -> np.ndarra
     return np.concatenate(out, axis=0)
 
 
+@contextlib.contextmanager
+def _jetson_files_on_purpose() -> Iterator[None]:
+    """Checking a file made for TensorRT on this CPU is the point of verification, not the mistake
+    ``runtimes.onnxrt`` warns about: that warning is left out here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*quantized for TensorRT", category=RuntimeWarning)
+        yield
+
+
 def predict_file(path: str | Path, clips: ClipSet, *, device: str = "cpu", progress: bool = True) -> np.ndarray:
     """Probabilities from ``runtimes.load(path, device)``, one clip per ``predict`` call, as on a device."""
     import runtimes
     from edge_rcnn._util import progress as bar
 
-    with warnings.catch_warnings():  # checking a Jetson file on this CPU is the point here, not a mistake
-        warnings.filterwarnings("ignore", message=".*quantized for TensorRT", category=RuntimeWarning)
+    with _jetson_files_on_purpose():
         runtime = runtimes.load(path, device=device)
     probs = []
     items = bar(clips.clips, total=len(clips), desc=f"verifying {Path(path).name}", unit="clip") if progress else clips.clips
@@ -96,7 +105,8 @@ def predict_stream(encoder: str | Path, head: str | Path, clips: ClipSet, *, dev
     import runtimes
     from edge_rcnn._util import progress as bar
 
-    stream = runtimes.open_stream(encoder, head, device)
+    with _jetson_files_on_purpose():
+        stream = runtimes.open_stream(encoder, head, device)
     probs = []
     items = bar(clips.clips, total=len(clips), desc=f"verifying {Path(encoder).name}", unit="clip") if progress else clips.clips
     for clip in items:

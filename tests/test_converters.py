@@ -340,7 +340,7 @@ def test_a_tensorrt_int8_onnx_loaded_on_a_cpu_says_which_file_would_be_fast(int8
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         quantize_report = __import__("converters").quantize(tiny_model_file, digits_dir, tmp_path, formats="onnx",
-                                                            progress=False, **FAST)
+                                                            streaming=True, progress=False, **FAST)
     assert quantize_report.comparisons and not [w for w in caught if "TensorRT" in str(w.message)]
 
 
