@@ -14,7 +14,9 @@ keeps ``import edge_rcnn`` and the CLI's ``--help`` fast.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 
 from edge_rcnn.errors import RuntimeUnavailableError
 
@@ -28,8 +30,16 @@ def keras():
     # 3 hides C++ INFO/WARNING/ERROR lines such as "failed call to cuInit" on a CPU-only machine;
     # set TF_CPP_MIN_LOG_LEVEL=0 to see them.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tf_keras" in sys.modules:
+        return sys.modules["tf_keras"]
+    from runtimes.quiet import TENSORFLOW_IMPORT_NOISE, dropping_stderr_lines
+
     try:
-        import tf_keras
+        # Some INFO lines ignore TF_CPP_MIN_LOG_LEVEL (absl before InitializeLog, oneDNN, the CUDA
+        # stub); they are dropped here unless the variable asks for them.
+        quiet = os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0"
+        with dropping_stderr_lines(*TENSORFLOW_IMPORT_NOISE) if quiet else contextlib.nullcontext():
+            import tf_keras
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise RuntimeUnavailableError(f"TensorFlow/tf_keras is not installed ({exc}); {TRAIN_HINT}") from None
     return tf_keras

@@ -8,15 +8,12 @@ resolver applies XNNPACK; ``num_threads`` sets its thread pool (default: every c
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import os
-import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -25,6 +22,7 @@ from runtimes.base import (
 )
 from runtimes.errors import ModelFileError, RuntimeUnavailableError, first_line
 from runtimes.metadata import io_names, read_metadata, tflite_ops
+from runtimes.quiet import XNNPACK_BANNER, dropping_stderr_lines
 
 EDGETPU_OP = "CUSTOM:edgetpu-custom-op"
 INSTALL_HINT = "pip install ai-edge-litert"
@@ -79,34 +77,6 @@ def _tensor_info(detail: dict[str, Any]) -> TensorInfo:
     )
 
 
-XNNPACK_BANNER = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-
-
-@contextlib.contextmanager
-def without_xnnpack_banner() -> Iterator[None]:
-    """Hide the one INFO line LiteRT's C++ code prints on stderr when it makes its CPU delegate
-    (Python cannot set that log level): file descriptor 2 goes to a temporary file while the
-    interpreter is made, and everything else written there is passed on afterwards."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # no real descriptor (captured, embedded): nothing to hide
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), fd)
-        try:
-            yield
-        finally:
-            os.dup2(saved, fd)
-            os.close(saved)
-            held.seek(0)
-            rest = b"".join(line for line in held.read().splitlines(keepends=True) if not line.startswith(XNNPACK_BANNER))
-            if rest:
-                os.write(fd, rest)
-
-
 def _first_line(exc: BaseException) -> str:
     return first_line(exc)
 
@@ -131,7 +101,7 @@ class LiteRtRuntime(Runtime):
         self.lite = import_litert()
         delegates = self.make_delegates()
         try:
-            with without_xnnpack_banner():
+            with dropping_stderr_lines(XNNPACK_BANNER):
                 self.interpreter = self.lite.Interpreter(
                     model_path=str(self.path), num_threads=self.num_threads, experimental_delegates=delegates or None,
                 )
