@@ -14,7 +14,6 @@ keeps ``import edge_rcnn`` and the CLI's ``--help`` fast.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -35,10 +34,9 @@ def keras():
     from runtimes.quiet import TENSORFLOW_IMPORT_NOISE, dropping_stderr_lines
 
     try:
-        # Some INFO lines ignore TF_CPP_MIN_LOG_LEVEL (absl before InitializeLog, oneDNN, the CUDA
-        # stub); they are dropped here unless the variable asks for them.
-        quiet = os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0"
-        with dropping_stderr_lines(*TENSORFLOW_IMPORT_NOISE) if quiet else contextlib.nullcontext():
+        # Some INFO lines ignore TF_CPP_MIN_LOG_LEVEL=3 (absl before InitializeLog, oneDNN, the CUDA
+        # stub); they are dropped here (runtimes.quiet), unless the variable is 0.
+        with dropping_stderr_lines(*TENSORFLOW_IMPORT_NOISE):
             import tf_keras
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise RuntimeUnavailableError(f"TensorFlow/tf_keras is not installed ({exc}); {TRAIN_HINT}") from None

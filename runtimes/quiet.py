@@ -28,10 +28,13 @@ TENSORFLOW_IMPORT_NOISE = (
 
 @contextlib.contextmanager
 def dropping_stderr_lines(*patterns: bytes) -> Iterator[None]:
-    """Within the block, lines written to fd 2 that start with one of ``patterns`` (regexes) are dropped."""
+    """Within the block, lines written to fd 2 that start with one of ``patterns`` (regexes) are
+    dropped; ``TF_CPP_MIN_LOG_LEVEL=0`` (TensorFlow's own "show everything") keeps them all."""
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # no real descriptor (captured, embedded): leave it
+        fd = None
+    if fd is None or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         yield
         return
     drop = re.compile(b"|".join(b"(?:" + p + b")" for p in patterns))
