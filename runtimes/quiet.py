@@ -5,7 +5,8 @@ Python logging setting reaches them: "Created TensorFlow Lite XNNPACK delegate f
 first interpreter, and, on every ``import tensorflow``, absl's "All log messages before
 absl::InitializeLog()", oneDNN's and the CUDA stub's INFO lines (``TF_CPP_MIN_LOG_LEVEL`` does not
 cover them in TF 2.21). While such a call runs, fd 2 goes to a temporary file; afterwards the
-lines that match ``drop`` are left out and the rest is written to the real stderr, in order.
+lines that match the given patterns are left out and the rest is written to the real stderr, in
+order.
 Warnings and errors (absl ``W``/``E`` lines, Python tracebacks) are never dropped.
 """
 
