@@ -110,7 +110,8 @@ def format_info(details: dict[str, Any]) -> str:
     meta = details.get("metadata") or {}
     lines = [f"{details['file']}  ({details['format']}, {details['size_bytes']} bytes)"]
     if meta:
-        lines.append(f"  mode {meta.get('mode')}, kind {meta.get('kind')}, edge-rcnn {meta.get('edge_rcnn_version')}, "
+        made_for = f" (quantized for {meta['quantized_for']})" if meta.get("quantized_for") else ""
+        lines.append(f"  mode {meta.get('mode')}{made_for}, kind {meta.get('kind')}, edge-rcnn {meta.get('edge_rcnn_version')}, "
                      f"source sha256 {str(meta.get('source_sha256'))[:12]}")
         lines.append(f"  labels ({len(meta.get('labels', []))}): {', '.join(meta.get('labels', []))}")
         norm = meta.get("normalization", {})

@@ -579,6 +579,7 @@ def test_info(int8_run):
     assert code == 0 and "scale" in out and "FULLY_CONNECTED" in out and "0_right" in out
     code, out, _ = run_cli("info", written(int8_run, ".onnx"))
     assert code == 0 and "float compute nodes: none" in out and "weight-only int8 (math float): LSTM(" in out
+    assert "mode int8 (quantized for tensorrt)," in out
     code, out, _ = run_cli("info", written(int8_run, ".onnx"), "--json")
     assert code == 0 and json.loads(out)["metadata"]["labels"][0] == "0_right"
 
