@@ -116,6 +116,7 @@ def verify(path: str | os.PathLike, reference: str | os.PathLike, data: str | os
                             max_drop=max_drop, split=split, seed=seed)  # validates the numbers
     model_config = _read_config(reference)
     clips = load_clips(data, model_config, split=checked.split, limit=checked.verify_samples, seed=seed, progress=progress)
+    warn_coarse_verification(clips, checked.max_drop)
     keras_model, _ = load_model(reference)
     notes = ()
     if meta.get("source_sha256") and meta["source_sha256"] != file_sha256(reference):
