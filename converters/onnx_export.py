@@ -53,7 +53,7 @@ def convert(job: ExportJob) -> ExportedFile:
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:  # onnx.checker.ValidationError / InferenceError
-        raise ConversionError(f"{job.path_for(Format.ONNX).name}: onnx.checker failed: {_first_line(exc)}") from None
+        raise ConversionError(f"{job.path_for(Format.ONNX).name}: onnx.checker failed: {first_line(exc, 300)}") from None
     path = write_bytes_atomic(job.path_for(Format.ONNX), proto.SerializeToString())
     float_nodes, weight_only = float_compute_nodes(proto), weight_only_nodes(proto)
     notes = []
@@ -80,7 +80,7 @@ def export_float(job: ExportJob):
     try:
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET)
     except Exception as exc:
-        raise ConversionError(f"tf2onnx (opset {OPSET}) failed: {_first_line(exc)}") from None
+        raise ConversionError(f"tf2onnx (opset {OPSET}) failed: {first_line(exc, 300)}") from None
     for value in (*proto.graph.input, *proto.graph.output):  # tf2onnx names a free batch axis "unk__N"
         dim = value.type.tensor_type.shape.dim[0]
         if not dim.HasField("dim_value"):
@@ -255,7 +255,3 @@ def _import(name: str):
         return importlib.import_module(name)
     except ImportError:
         raise RuntimeUnavailableError(f"ONNX export needs {name}; {INSTALL_HINT}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    return first_line(exc, 300)

@@ -77,10 +77,6 @@ def _tensor_info(detail: dict[str, Any]) -> TensorInfo:
     )
 
 
-def _first_line(exc: BaseException) -> str:
-    return first_line(exc)
-
-
 @register_runtime
 class LiteRtRuntime(Runtime):
     """A .tflite file in the LiteRT interpreter on the CPU (XNNPACK)."""
@@ -112,7 +108,7 @@ class LiteRtRuntime(Runtime):
                     f"{self.path}: compiled for the Edge TPU ({self.ops.count(EDGETPU_OP)} edgetpu-custom-op); "
                     "run it with device='edgetpu' on a Coral, or use the uncompiled .tflite on the CPU"
                 ) from None
-            raise ModelFileError(f"{self.path}: LiteRT cannot load it ({_first_line(exc)})") from None
+            raise ModelFileError(f"{self.path}: LiteRT cannot load it ({first_line(exc)})") from None
         names = io_names(self.metadata)
         by_name = lambda d: d["name"]  # noqa: E731
         inputs = order_io(self.interpreter.get_input_details(), names and names[0], by_name, self.path, "input")
