@@ -18,7 +18,6 @@ TensorFlow, Keras, ``edge_rcnn`` or ``converters``::
 from __future__ import annotations
 
 import inspect
-import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -53,7 +52,7 @@ from runtimes.modeldir import ModelEntry, list_models
 from runtimes.predictor import Predictor
 from runtimes.spec import ModelKind, ModelSpec, resolve_spec
 from runtimes.streaming import FeatureStream, Stream, WindowStream, open_stream
-from runtimes.threads import auto_threads
+from runtimes.threads import auto_threads, one_thread_copy
 
 
 def load_runtime(path: str | Path, device: str | Device = "auto", *, num_threads: int | None = None,
@@ -110,12 +109,7 @@ def load(path: str | Path, device: str | Device = "auto", *, num_threads: int | 
         stream_parts = find_stream_parts(path, entries)
     rt = load_runtime(path, device, num_threads=num_threads, runtime=runtime, **options)
     if num_threads is None:  # every core, or one where that runs this model faster (runtimes.threads)
-        def one_thread() -> Runtime:
-            with warnings.catch_warnings():  # the same file again: the first load said what it had to
-                warnings.simplefilter("ignore")
-                return load_runtime(rt.path, rt.device, num_threads=1, runtime=runtime, **options)
-
-        rt = auto_threads(rt, one_thread)
+        rt = auto_threads(rt, lambda: one_thread_copy(rt, runtime=runtime, **options))
     spec = resolve_spec(
         rt.path, rt.metadata, rt.input, rt.output, labels=labels, normalization=normalization,
         mean=mean, std=std, frames=frames, input_size=input_size, color_order=color_order,

@@ -29,8 +29,6 @@ stream is made: nothing grows with the number of frames.
 
 from __future__ import annotations
 
-import os
-import time
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -222,15 +220,13 @@ HEAD_THREADS = 1
 
 def push_seconds(stream: "FeatureStream", pushes: int = 30) -> float:
     """Median seconds of a real ``push`` of a blank frame (the stream is reset afterwards)."""
+    from runtimes.threads import median_seconds
+
     spec = stream.convert.spec
     frame = np.zeros((*spec.input_size, spec.channels), np.uint8)
-    times = []
-    for _ in range(pushes + 5):
-        start = time.perf_counter()
-        stream.push(frame)
-        times.append(time.perf_counter() - start)
+    seconds = median_seconds(lambda: stream.push(frame), pushes, warmup=5)
     stream.reset()
-    return float(np.median(times[5:]))
+    return seconds
 
 
 def pick_encoder_threads(candidates: Sequence["FeatureStream"], rounds: int = 3) -> "FeatureStream":
@@ -261,6 +257,7 @@ def open_stream(encoder: str | Path, head: str | Path, device: str = "auto", *, 
     """
     from runtimes import load_runtime
     from runtimes.spec import ModelKind, resolve_spec
+    from runtimes.threads import can_choose, one_thread_copy
 
     head_device = "cpu" if parse_device(device).kind is DeviceKind.EDGETPU else device
     enc_rt = load_runtime(encoder, device, num_threads=num_threads, **runtime_options)
@@ -278,9 +275,7 @@ def open_stream(encoder: str | Path, head: str | Path, device: str = "auto", *, 
                             "(source_sha256 differs)")
     options = dict(every=every, smoothing=smoothing, topk=topk)
     stream = FeatureStream(enc_rt, head_rt, specs[0].frame, specs[1].labels, **options)
-    if num_threads is None and (os.cpu_count() or 1) > 1 and enc_rt.device.kind is DeviceKind.CPU:
-        with warnings.catch_warnings():  # the same file again: the first load said what it had to
-            warnings.simplefilter("ignore")
-            one = load_runtime(encoder, device, num_threads=1, **runtime_options)
+    if num_threads is None and can_choose(enc_rt):
+        one = one_thread_copy(enc_rt, **runtime_options)
         stream = pick_encoder_threads([stream, FeatureStream(one, head_rt, specs[0].frame, specs[1].labels, **options)])
     return stream

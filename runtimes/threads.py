@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from typing import Callable, Sequence, TypeVar
 
 import numpy as np
@@ -33,25 +34,51 @@ def fastest(candidates: Sequence[T], cost: Callable[[T], float], rounds: int = R
     return candidates[min(range(len(candidates)), key=lambda i: min(costs[i]))]
 
 
+def median_seconds(call: Callable[[], object], calls: int, warmup: int) -> float:
+    """Median seconds of ``call()`` over ``calls`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
 def call_seconds(runtime, x: np.ndarray, calls: int = 15, warmup: int = 3) -> float:
     """Median seconds of ``reset`` + ``run(x)``: one clip, as ``Predictor.predict`` calls it."""
-    times = []
-    for _ in range(warmup + calls):
-        start = time.perf_counter()
+
+    def clip() -> None:
         runtime.reset()
         runtime.run(x)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times[warmup:]))
+
+    return median_seconds(clip, calls, warmup)
+
+
+def can_choose(runtime) -> bool:
+    """Whether one thread against every core is a choice here: a CPU runtime on a multi-core machine."""
+    from runtimes.base import DeviceKind
+
+    return (os.cpu_count() or 1) > 1 and runtime.device.kind is DeviceKind.CPU
+
+
+def one_thread_copy(loaded, /, **load_options):
+    """The file of the runtime ``loaded`` again, on its device and one thread (``load_options``:
+    the other ``load_runtime`` arguments), without repeating the warnings the first load gave."""
+    from runtimes import load_runtime
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_runtime(loaded.path, loaded.device, num_threads=1, **load_options)
 
 
 def auto_threads(runtime, one_thread: Callable[[], object]):
     """``runtime`` (loaded on every core), or the runtime ``one_thread()`` loads on one core if
     that runs a clip faster. Only CPU runtimes of single-input models on a multi-core machine are
     timed; anything else comes back as it is."""
-    from runtimes.base import DeviceKind
-
     inputs = getattr(runtime, "inputs", None) or (runtime.input,)  # a third-party runtime may set only ``input``
-    if (os.cpu_count() or 1) < 2 or runtime.device.kind is not DeviceKind.CPU or len(inputs) != 1:
+    if not can_choose(runtime) or len(inputs) != 1:
         return runtime
     x = np.zeros([s or 1 for s in runtime.input.shape], runtime.input.dtype)
     first = call_seconds(runtime, x, calls=3, warmup=1)
