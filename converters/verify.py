@@ -79,8 +79,10 @@ def reference_probs(model, config, clips: ClipSet, batch: int = 16) -> np.ndarra
 def _jetson_files_on_purpose() -> Iterator[None]:
     """Checking a file made for TensorRT on this CPU is the point of verification, not the mistake
     ``runtimes.onnxrt`` warns about: that warning is left out here."""
+    from runtimes.errors import TensorRtFileOnCpuWarning
+
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*quantized for TensorRT", category=RuntimeWarning)
+        warnings.simplefilter("ignore", TensorRtFileOnCpuWarning)
         yield
 
 

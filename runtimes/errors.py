@@ -35,6 +35,10 @@ class SourceError(EdgeRcnnError, OSError):
     """A camera, stream, video file or frame folder that cannot be opened or read."""
 
 
+class TensorRtFileOnCpuWarning(RuntimeWarning):
+    """An int8 ONNX file quantized for TensorRT, loaded where ONNX Runtime's CPU kernels run it."""
+
+
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (its type name if empty), cut to ``limit`` chars.
 

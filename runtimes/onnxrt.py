@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from runtimes.base import Device, DeviceKind, Runtime, TensorInfo, check_threads, order_io, register_runtime
-from runtimes.errors import InputError, ModelFileError, RuntimeUnavailableError, first_line
+from runtimes.errors import InputError, ModelFileError, RuntimeUnavailableError, TensorRtFileOnCpuWarning, first_line
 from runtimes.metadata import METADATA_KEY, io_names, parse_metadata
 
 PROVIDERS = {
@@ -142,7 +142,7 @@ class OnnxRuntime(Runtime):
         text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         self.metadata = parse_metadata(text, self.path)
         if self.device.kind is DeviceKind.CPU and (self.metadata or {}).get("quantized_for") == "tensorrt":
-            warnings.warn(TENSORRT_FILE_ON_CPU.format(name=self.path.name), RuntimeWarning, stacklevel=4)
+            warnings.warn(TENSORRT_FILE_ON_CPU.format(name=self.path.name), TensorRtFileOnCpuWarning, stacklevel=4)
         names = io_names(self.metadata)
         by_name = lambda node: node.name  # noqa: E731
         inputs = order_io(self.session.get_inputs(), names and names[0], by_name, self.path, "input")

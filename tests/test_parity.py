@@ -43,7 +43,7 @@ def held_out():
     return x, y, labels
 
 
-@pytest.mark.filterwarnings("ignore:.*quantized for TensorRT:RuntimeWarning")  # Jetson files on this CPU, on purpose
+@pytest.mark.filterwarnings("ignore::runtimes.errors.TensorRtFileOnCpuWarning")  # Jetson files on this CPU, on purpose
 def test_every_format_agrees_with_keras_on_held_out_clips(exported, trained_model_file, held_out):
     import edge_rcnn
     from edge_rcnn.data import normalize
