@@ -40,12 +40,17 @@ def _frames(frames, clips: int):
     return [np.array(f) for clip in frames[:clips] for f in clip]
 
 
-def _push_times(stream, video: list, frames: int, warmup: int, runs: int) -> list[float]:
+def _filled(stream, video: list, frames: int) -> list:
+    """Reset ``stream`` and push the video's first T-1 frames (pushes before the window is full
+    return nothing); returns the frames to time, every one a full push."""
     stream.reset()
-    for frame in video[: frames - 1]:  # fill the window: pushes before it is full return nothing
+    for frame in video[: frames - 1]:
         stream.push(frame)
-    rest = video[frames - 1 :] + video[: frames - 1]
-    return time_calls(stream.push, rest, warmup, runs)
+    return video[frames - 1 :] + video[: frames - 1]
+
+
+def _push_times(stream, video: list, frames: int, warmup: int, runs: int) -> list[float]:
+    return time_calls(stream.push, _filled(stream, video, frames), warmup, runs)
 
 
 def _in_push_times(stream, video: list, frames: int, runs: int) -> dict[str, float]:
@@ -62,10 +67,7 @@ def _in_push_times(stream, video: list, frames: int, runs: int) -> dict[str, flo
             return out
         return call
 
-    stream.reset()
-    for frame in video[: frames - 1]:
-        stream.push(frame)
-    rest = video[frames - 1 :] + video[: frames - 1]
+    rest = _filled(stream, video, frames)
     rows = []
     stream.encoder.run, stream.head.run_all = timed("encoder", stream.encoder.run), timed("head", stream.head.run_all)
     try:
