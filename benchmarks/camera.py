@@ -51,7 +51,7 @@ def measure_camera(cli, root: Path, out: Path, *, size: int, epochs: int, thread
     return benchmark(run / "model.keras", data, out, formats=CAMERA_FORMATS, threads=threads, runs=runs, repeat=repeat)
 
 
-def one_thread_stream(report, threads_out: Path, runs: int, repeat: int, formats=("stream-int8",)):
+def one_thread_rows(report, threads_out: Path, runs: int, repeat: int, formats=("stream-int8",)):
     """``formats`` (default the ``stream-int8`` row) again with every model on one thread (encoder,
     head, the window-recompute clip model, the clip rows): the ratios on one core, where batched
     convolutions cannot use a second one. Reuses the files of ``report`` (copied)."""

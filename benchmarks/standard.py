@@ -36,7 +36,7 @@ from edge_rcnn.benchmark import DEFAULT_FORMATS, benchmark  # noqa: E402
 from edge_rcnn.benchmark.machine import MachineInfo, peak_int8_macs  # noqa: E402
 from edge_rcnn.benchmark.report import plot_rows  # noqa: E402
 from edge_rcnn.benchmark.targets import evaluate_targets, ratios  # noqa: E402
-from camera import camera_summary, measure_camera, one_thread_ratios, one_thread_stream, stream_line  # noqa: E402
+from camera import camera_summary, measure_camera, one_thread_ratios, one_thread_rows, stream_line  # noqa: E402
 from printout import explain, print_parts, print_ratios, threads_line  # noqa: E402
 
 
@@ -141,7 +141,7 @@ def record(args) -> tuple[int, str]:
     r = ratios(report)
     print_ratios(r, report, peak)
     print(threads_line(report))
-    one_thread = one_thread_stream(report, args.out.parent / f"{args.out.name}-1-thread", args.runs, args.repeat,
+    one_thread = one_thread_rows(report, args.out.parent / f"{args.out.name}-1-thread", args.runs, args.repeat,
                                    formats=ONE_THREAD_FORMATS)
     print(stream_line(one_thread))
     print(one_thread_ratios(one_thread))
@@ -161,7 +161,7 @@ def record(args) -> tuple[int, str]:
                                        epochs=args.camera_epochs, threads=args.threads, runs=args.runs, repeat=args.repeat)
         lines, camera_ratios, camera_targets = camera_summary(camera_report, args.camera_size, args.camera_epochs)
         print("\n".join(lines))
-        camera_one = one_thread_stream(camera_report, args.out.parent / f"camera-{args.camera_size}-1-thread", args.runs,
+        camera_one = one_thread_rows(camera_report, args.out.parent / f"camera-{args.camera_size}-1-thread", args.runs,
                                        args.repeat)
         print(stream_line(camera_one))
         print(f"  load at start {camera_report.machine.get('loadavg_start')}, at end {camera_report.machine.get('loadavg')}")
