@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edge_rcnn.benchmark import FORMATS
+from edge_rcnn.benchmark.floors import floor_lines
 
 
 def fmt(value, spec: str = ".3g", unit: str = "") -> str:
@@ -50,6 +51,14 @@ def print_ratios(r: dict, report, peak) -> None:
     for name in report.settings["formats"]:
         if FORMATS[name].about:
             print(f"  {name:<18} {FORMATS[name].about}")
+
+
+def print_floors(r: dict, report) -> None:
+    """The floors under the size and streaming targets (``edge_rcnn.benchmark.floors``)."""
+    frames = (report.settings.get("model_config") or {}).get("frames") or 16
+    sizes = {k: v for k, v in r.items() if k.endswith("_size_stripped")}
+    for line in floor_lines(sizes, r.get("stream_floor"), 0.8 * frames):
+        print(f"  floor: {line}")
 
 
 def push_lines(stream) -> list[str]:

@@ -33,11 +33,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from edge_rcnn.benchmark import DEFAULT_FORMATS, benchmark  # noqa: E402
+from edge_rcnn.benchmark.floors import size_floors, stream_floor  # noqa: E402
 from edge_rcnn.benchmark.machine import MachineInfo, peak_int8_macs  # noqa: E402
 from edge_rcnn.benchmark.report import plot_rows  # noqa: E402
 from edge_rcnn.benchmark.targets import evaluate_targets, ratios  # noqa: E402
 from camera import camera_summary, measure_camera, one_thread_ratios, one_thread_rows, stream_line  # noqa: E402
-from printout import explain, print_parts, print_ratios, threads_line  # noqa: E402
+from printout import explain, print_floors, print_parts, print_ratios, threads_line  # noqa: E402
 
 
 # The CLI's default rows plus the other int8 layout and flavour: the TFLite LSTM fused (smallest
@@ -141,6 +142,8 @@ def record(args) -> tuple[int, str]:
     r = ratios(report)
     print_ratios(r, report, peak)
     print(threads_line(report))
+    r.update(size_floors(report, args.out / "models"), stream_floor=stream_floor(report))
+    print_floors(r, report)
     one_thread = one_thread_rows(report, args.out.parent / f"{args.out.name}-1-thread", args.runs, args.repeat,
                                    formats=ONE_THREAD_FORMATS)
     print(stream_line(one_thread))
@@ -161,6 +164,8 @@ def record(args) -> tuple[int, str]:
                                        epochs=args.camera_epochs, threads=args.threads, runs=args.runs, repeat=args.repeat)
         lines, camera_ratios, camera_targets = camera_summary(camera_report, args.camera_size, args.camera_epochs)
         print("\n".join(lines))
+        camera_ratios["stream_floor"] = stream_floor(camera_report)
+        print_floors(camera_ratios, camera_report)
         camera_one = one_thread_rows(camera_report, args.out.parent / f"camera-{args.camera_size}-1-thread", args.runs,
                                        args.repeat)
         print(stream_line(camera_one))

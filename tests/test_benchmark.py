@@ -294,6 +294,45 @@ def test_targets_from_one_report():
     assert status["int8 TFLite process peak RSS (load + 1 clip)"] == "PASS"
     stream_target = next(t for t in evaluate_targets(report) if t.name == "push speed-up vs window recompute")
     assert stream_target.measured == pytest.approx(6.0) and "MAC bound 4.5x" in stream_target.detail
+    from edge_rcnn.benchmark.floors import stream_floor
+
+    assert stream_floor(report) == pytest.approx(0.6 / (0.02 + 0.05))  # window over the two calls alone
+
+
+@pytest.mark.parametrize("fmt", ["tflite-int8", "onnx-fp32"])
+def test_stripped_files_are_smaller_and_compute_the_same(bench_dir, fmt, tmp_path):
+    """The size floor's files: names gone, metadata and outputs unchanged."""
+    import runtimes
+    from edge_rcnn.benchmark.floors import strip_onnx, strip_tflite, stripped_size
+
+    original = next((bench_dir[0] / "models" / fmt).glob("model_*"))
+    stripped = tmp_path / original.name
+    stripped.write_bytes((strip_tflite if fmt.startswith("tflite") else strip_onnx)(original.read_bytes()))
+    assert stripped.stat().st_size == stripped_size(original) < original.stat().st_size
+    if fmt.startswith("onnx"):
+        import onnx
+
+        onnx.checker.check_model(onnx.load(str(stripped)), full_check=True)
+    before, after = runtimes.load_runtime(original, "cpu"), runtimes.load_runtime(stripped, "cpu")
+    assert after.metadata == before.metadata and after.metadata["kind"] == "clip"
+    x = np.random.default_rng(0).integers(-128, 128, [s or 1 for s in before.input.shape]).astype(before.input.dtype)
+    np.testing.assert_array_equal(after.run(x), before.run(x))
+
+
+def test_size_floors_pair_each_int8_row_with_its_float_row(bench_dir, tmp_path):
+    import shutil
+
+    from edge_rcnn.benchmark.floors import size_floors
+    from edge_rcnn.benchmark.report import BenchReport, Row
+
+    int8 = next((bench_dir[0] / "models" / "tflite-int8").glob("model_*.tflite"))
+    for fmt in ("tflite-int8", "tflite-fp32"):  # the same file on both sides: ratio 1
+        (tmp_path / fmt).mkdir()
+        shutil.copy(int8, tmp_path / fmt / int8.name)
+    rows = (Row("tflite-int8", "litert", "ok", file=int8.name), Row("tflite-fp32", "litert", "ok", file=int8.name),
+            Row("onnx-int8", "onnxruntime", "ok", file="model_int8.onnx"))  # no onnx-fp32 row: no ONNX floor
+    floors = size_floors(BenchReport(rows, {}, {}), tmp_path)
+    assert floors == {"tflite_int8_vs_fp32_size_stripped": 1.0}
 
 
 def test_a_second_configuration_is_judged_on_the_speed_targets_under_its_own_name():

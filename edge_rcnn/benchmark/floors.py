@@ -1,0 +1,95 @@
+"""The floors under the missed size and streaming targets: what no converter or push-path change can beat.
+
+- **Size**: an int8 file and its float32 counterpart, both with every name stripped: for TFLite,
+  TensorFlow's own ``flatbuffer_utils.strip_strings`` (tensor and subgraph names, descriptions,
+  signature defs); for ONNX, every tensor and node renamed to a few characters and ``value_info``
+  dropped. The edge-rcnn metadata stays: the runtimes need it and the converters issue asks for it
+  inside every file. What is left is weights, quantization parameters and graph structure. The
+  stripped files load and give the same outputs as the originals (tested), so their size ratio is
+  about the least that any file holding the same graph and metadata can reach.
+- **Streaming**: the window recompute per frame over a push's two model calls alone (the encoder on
+  one frame and the head step for the T windows in flight, each timed back to back on the threads
+  the stream uses): the speed-up a push would reach if its frame conversion and Python were free.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+# (int8 row, float32 row) pairs whose size ratio is a converters target or sits next to one.
+SIZE_PAIRS = (("tflite-int8", "tflite-fp32"), ("tflite-int8-fused", "tflite-fp32"), ("onnx-int8", "onnx-fp32"))
+
+
+def strip_tflite(content: bytes) -> bytes:
+    """The TFLite flatbuffer ``content`` without the strings TensorFlow's ``strip_strings`` removes."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
+    flatbuffer_utils.strip_strings(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def strip_onnx(content: bytes) -> bytes:
+    """The ONNX model ``content`` with short tensor and node names (graph inputs and outputs keep
+    theirs) and no ``value_info``; initializers, nodes, attributes and ``metadata_props`` unchanged."""
+    import onnx
+
+    model = onnx.load_from_string(content)
+    graph = model.graph
+    del graph.value_info[:]
+    keep = {v.name for v in (*graph.input, *graph.output)}
+    short: dict[str, str] = {}
+
+    def rename(name: str) -> str:
+        if not name or name in keep:
+            return name
+        return short.setdefault(name, f"t{len(short):x}")
+
+    for tensor in graph.initializer:
+        tensor.name = rename(tensor.name)
+    for i, node in enumerate(graph.node):
+        node.name, node.doc_string = f"n{i:x}", ""
+        node.input[:] = [rename(x) for x in node.input]
+        node.output[:] = [rename(x) for x in node.output]
+    graph.name, graph.doc_string, model.doc_string = "g", "", ""
+    return model.SerializeToString()
+
+
+def stripped_size(path: str | Path) -> int:
+    """Bytes of the file at ``path`` once stripped (``.tflite`` or ``.onnx``)."""
+    path = Path(path)
+    strip = strip_tflite if path.suffix == ".tflite" else strip_onnx
+    return len(strip(path.read_bytes()))
+
+
+def size_floors(report, models: str | Path) -> dict[str, float]:
+    """``{"<int8 row>_vs_fp32_size_stripped": ratio}`` for each pair of ``SIZE_PAIRS`` present in ``report``,
+    from the files under ``models/<row>/`` (the benchmark's exports)."""
+    files = {row.format: Path(models) / row.format / row.file for row in report.rows if row.ok}
+    return {f"{q.replace('-', '_')}_vs_fp32_size_stripped": stripped_size(files[q]) / stripped_size(files[f])
+            for q, f in SIZE_PAIRS if q in files and f in files}
+
+
+def stream_floor(report) -> float | None:
+    """Window recompute per frame over the encoder and head calls alone: the most a push could gain here."""
+    row = report.row("stream-int8")
+    extra: dict[str, Any] = row.extra if row is not None and row.ok else {}
+    parts = extra.get("parts") or {}
+    encoder_ms, head_ms, window_ms = parts.get("encoder_ms"), parts.get("head_ms"), extra.get("window_frame_ms")
+    return window_ms / (encoder_ms + head_ms) if encoder_ms and head_ms and window_ms else None
+
+
+def floor_lines(floors: dict[str, float], stream: float | None, target: float) -> list[str]:
+    """What ``standard.py`` prints under the ratios."""
+    lines = []
+    names = {"tflite_int8": "int8 TFLite (unrolled LSTM, the int8 default)", "tflite_int8_fused": "int8 TFLite, fused LSTM",
+             "onnx_int8": "int8 ONNX (cpu flavour)"}
+    for key, ratio in floors.items():
+        name = names.get(key.removesuffix("_vs_fp32_size_stripped"), key)
+        lines.append(f"{name} vs float32 with every name stripped in both (metadata kept): {ratio:.3f}x")
+    if stream is not None:
+        lines.append(f"window recompute per frame / a push's encoder and head calls alone: {stream:.1f}x -- the push "
+                     f"speed-up if its frame conversion and Python cost nothing (target {target:g}x)")
+    return lines
