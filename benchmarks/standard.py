@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from edge_rcnn.benchmark import DEFAULT_FORMATS, benchmark  # noqa: E402
-from edge_rcnn.benchmark.floors import size_floors, stream_floor  # noqa: E402
+from edge_rcnn.benchmark.floors import size_floors  # noqa: E402
 from edge_rcnn.benchmark.machine import MachineInfo, peak_int8_macs  # noqa: E402
 from edge_rcnn.benchmark.report import plot_rows  # noqa: E402
 from edge_rcnn.benchmark.targets import evaluate_targets, ratios  # noqa: E402
@@ -142,7 +142,7 @@ def record(args) -> tuple[int, str]:
     r = ratios(report)
     print_ratios(r, report, peak)
     print(threads_line(report))
-    r.update(size_floors(report, args.out / "models"), stream_floor=stream_floor(report))
+    r.update(size_floors(report, args.out / "models"))
     print_floors(r, report)
     one_thread = one_thread_rows(report, args.out.parent / f"{args.out.name}-1-thread", args.runs, args.repeat,
                                    formats=ONE_THREAD_FORMATS)
@@ -164,7 +164,6 @@ def record(args) -> tuple[int, str]:
                                        epochs=args.camera_epochs, threads=args.threads, runs=args.runs, repeat=args.repeat)
         lines, camera_ratios, camera_targets = camera_summary(camera_report, args.camera_size, args.camera_epochs)
         print("\n".join(lines))
-        camera_ratios["stream_floor"] = stream_floor(camera_report)
         print_floors(camera_ratios, camera_report)
         camera_one = one_thread_rows(camera_report, args.out.parent / f"camera-{args.camera_size}-1-thread", args.runs,
                                        args.repeat)

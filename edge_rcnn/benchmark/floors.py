@@ -1,21 +1,18 @@
-"""The floors under the missed size and streaming targets: what no converter or push-path change can beat.
+"""The floor under the missed size targets: what no converter change can beat.
 
-- **Size**: an int8 file and its float32 counterpart, both with every name stripped: for TFLite,
-  TensorFlow's own ``flatbuffer_utils.strip_strings`` (tensor and subgraph names, descriptions,
-  signature defs); for ONNX, every tensor and node renamed to a few characters and ``value_info``
-  dropped. The edge-rcnn metadata stays: the runtimes need it and the converters issue asks for it
-  inside every file. What is left is weights, quantization parameters and graph structure. The
-  stripped files load and give the same outputs as the originals (tested), so their size ratio is
-  about the least that any file holding the same graph and metadata can reach.
-- **Streaming**: the window recompute per frame over a push's two model calls alone (the encoder on
-  one frame and the head step for the T windows in flight, each timed back to back on the threads
-  the stream uses): the speed-up a push would reach if its frame conversion and Python were free.
+An int8 file and its float32 counterpart, both with every name stripped: for TFLite,
+TensorFlow's own ``flatbuffer_utils.strip_strings`` (tensor and subgraph names, descriptions,
+signature defs); for ONNX, every tensor and node renamed to a few characters and ``value_info``
+dropped. The edge-rcnn metadata stays: the runtimes need it and the converters issue asks for it
+inside every file. What is left is weights, quantization parameters and graph structure. The
+stripped files load and give the same outputs as the originals (tested), so their size ratio is
+about the least that any file holding the same graph and metadata can reach. (The streaming
+target's floor is a ratio like the others: ``targets.ratios``' ``stream_speedup_calls_bound``.)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 # (int8 row, float32 row) pairs whose size ratio is a converters target or sits next to one.
 SIZE_PAIRS = (("tflite-int8", "tflite-fp32"), ("tflite-int8-fused", "tflite-fp32"), ("onnx-int8", "onnx-fp32"))
@@ -71,25 +68,3 @@ def size_floors(report, models: str | Path) -> dict[str, float]:
     return {f"{q.replace('-', '_')}_vs_fp32_size_stripped": stripped_size(files[q]) / stripped_size(files[f])
             for q, f in SIZE_PAIRS if q in files and f in files}
 
-
-def stream_floor(report) -> float | None:
-    """Window recompute per frame over the encoder and head calls alone: the most a push could gain here."""
-    row = report.row("stream-int8")
-    extra: dict[str, Any] = row.extra if row is not None and row.ok else {}
-    parts = extra.get("parts") or {}
-    encoder_ms, head_ms, window_ms = parts.get("encoder_ms"), parts.get("head_ms"), extra.get("window_frame_ms")
-    return window_ms / (encoder_ms + head_ms) if encoder_ms and head_ms and window_ms else None
-
-
-def floor_lines(floors: dict[str, float], stream: float | None, target: float) -> list[str]:
-    """What ``standard.py`` prints under the ratios."""
-    lines = []
-    names = {"tflite_int8": "int8 TFLite (unrolled LSTM, the int8 default)", "tflite_int8_fused": "int8 TFLite, fused LSTM",
-             "onnx_int8": "int8 ONNX (cpu flavour)"}
-    for key, ratio in floors.items():
-        name = names.get(key.removesuffix("_vs_fp32_size_stripped"), key)
-        lines.append(f"{name} vs float32 with every name stripped in both (metadata kept): {ratio:.3f}x")
-    if stream is not None:
-        lines.append(f"window recompute per frame / a push's encoder and head calls alone: {stream:.1f}x -- the push "
-                     f"speed-up if its frame conversion and Python cost nothing (target {target:g}x)")
-    return lines
