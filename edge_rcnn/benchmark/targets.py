@@ -97,7 +97,7 @@ def ratios(report: BenchReport) -> dict[str, float | None]:
         # clip / (frame + step) times fewer MACs than a window recompute (the time ratio can
         # differ: the two sides run different kernels and a push makes two calls, not one).
         "stream_speedup_mac_bound": _div(macs.get("clip"), (macs.get("frame") or 0) + (macs.get("step") or macs.get("head") or 0)),
-        # The same bound in time: the window recompute over a push's two model calls alone, back to
+        # A bound in time: the window recompute over a push's two model calls alone, back to
         # back -- what a push would gain if its frame conversion and Python were free.
         "stream_speedup_calls_bound": _div(_extra(report, "stream-int8", "window_frame_ms"),
                                            encoder_ms + head_ms if encoder_ms and head_ms else None),
