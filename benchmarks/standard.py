@@ -142,7 +142,7 @@ def record(args) -> tuple[int, str]:
     r = ratios(report)
     print_ratios(r, report, peak)
     print(threads_line(report))
-    r.update(size_floors(report, args.out / "models"))
+    r.update(size_floors(report, args.run / "model.keras", args.out / "models"))
     print_floors(r, report)
     one_thread = one_thread_rows(report, args.out.parent / f"{args.out.name}-1-thread", args.runs, args.repeat,
                                    formats=ONE_THREAD_FORMATS)

@@ -317,19 +317,22 @@ def test_stripped_files_are_smaller_and_compute_the_same(bench_dir, fmt, tmp_pat
     np.testing.assert_array_equal(after.run(x), before.run(x))
 
 
-def test_size_floors_pair_each_int8_row_with_its_float_row(bench_dir, tmp_path):
+def test_size_floors_pair_each_int8_row_with_its_float_row(bench_dir, tiny_model_file, tmp_path):
     import shutil
 
     from edge_rcnn.benchmark.floors import size_floors
+    from edge_rcnn.benchmark.formats import FORMATS
+    from edge_rcnn.benchmark.prepare import expected_files
     from edge_rcnn.benchmark.report import BenchReport, Row
 
     int8 = next((bench_dir[0] / "models" / "tflite-int8").glob("model_*.tflite"))
-    for fmt in ("tflite-int8", "tflite-fp32"):  # the same file on both sides: ratio 1
-        (tmp_path / fmt).mkdir()
-        shutil.copy(int8, tmp_path / fmt / int8.name)
-    rows = (Row("tflite-int8", "litert", "ok", file=int8.name), Row("tflite-fp32", "litert", "ok", file=int8.name),
-            Row("onnx-int8", "onnxruntime", "ok", file="model_int8.onnx"))  # no onnx-fp32 row: no ONNX floor
-    floors = size_floors(BenchReport(rows, {}, {}), tmp_path)
+    for fmt in ("tflite-int8", "tflite-fp32"):  # the same file on both sides, where the benchmark puts each: ratio 1
+        target = expected_files(FORMATS[fmt], tiny_model_file, tmp_path)["model"]
+        target.parent.mkdir()
+        shutil.copy(int8, target)
+    rows = (Row("tflite-int8", "litert", "ok"), Row("tflite-fp32", "litert", "ok"),
+            Row("onnx-int8", "onnxruntime", "ok"))  # no onnx-fp32 row: no ONNX floor
+    floors = size_floors(BenchReport(rows, {}, {}), tiny_model_file, tmp_path)
     assert floors == {"tflite_int8_vs_fp32_size_stripped": 1.0}
 
 

@@ -61,10 +61,14 @@ def stripped_size(path: str | Path) -> int:
     return len(strip(path.read_bytes()))
 
 
-def size_floors(report, models: str | Path) -> dict[str, float]:
-    """``{"<int8 row>_vs_fp32_size_stripped": ratio}`` for each pair of ``SIZE_PAIRS`` present in ``report``,
-    from the files under ``models/<row>/`` (the benchmark's exports)."""
-    files = {row.format: Path(models) / row.format / row.file for row in report.rows if row.ok}
-    return {f"{q.replace('-', '_')}_vs_fp32_size_stripped": stripped_size(files[q]) / stripped_size(files[f])
-            for q, f in SIZE_PAIRS if q in files and f in files}
+def size_floors(report, model: str | Path, models_dir: str | Path) -> dict[str, float]:
+    """``{"<int8 row>_vs_fp32_size_stripped": ratio}`` for each pair of ``SIZE_PAIRS`` measured in ``report``,
+    from the files the benchmark exported for ``model`` under ``models_dir`` (``prepare.expected_files``)."""
+    from edge_rcnn.benchmark.formats import FORMATS
+    from edge_rcnn.benchmark.prepare import expected_files
 
+    measured = {row.format for row in report.rows if row.ok}
+    pairs = [pair for pair in SIZE_PAIRS if set(pair) <= measured]
+    sizes = {name: stripped_size(expected_files(FORMATS[name], Path(model), Path(models_dir))["model"])
+             for name in {name for pair in pairs for name in pair}}  # a float file shared by two pairs: stripped once
+    return {f"{q.replace('-', '_')}_vs_fp32_size_stripped": sizes[q] / sizes[f] for q, f in pairs}
