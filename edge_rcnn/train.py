@@ -14,14 +14,14 @@ import enum
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 from edge_rcnn._util import write_json_atomic
-from edge_rcnn.config import InputMode, ModelConfig, parse_enum
+from edge_rcnn.config import ModelConfig, parse_enum
+from edge_rcnn.data.pipeline import check_flip_pairs
 from edge_rcnn.errors import ConfigError, DataError
-from edge_rcnn.temporal_check import TemporalCheck, predict_frame_orders, warn_if_order_blind
 
 
 class Strategy(str, enum.Enum):
@@ -44,7 +44,8 @@ class TrainConfig:
     val_fraction: float = 0.2  # used when DATA has no train/ and val/ folders
     strategy: Strategy = Strategy.NONE
     augment: bool = True
-    flip: bool | None = None  # None: from the dataset (dataset.json's flip_invariant), else True
+    flip: bool | None = None  # None (auto): when dataset.json says flip_invariant, or there are flip pairs
+    flip_pairs: tuple[tuple[str, str], ...] | None = None  # (label, its mirror's label); None: dataset.json's
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategy", parse_enum(Strategy, self.strategy, "strategy"))
@@ -56,6 +57,10 @@ class TrainConfig:
             raise ConfigError(f"lr: expected a learning rate in (0, 10), got {self.lr!r}")
         if not 0 < self.val_fraction < 1:
             raise ConfigError(f"val_fraction: expected a number in (0, 1), got {self.val_fraction!r}")
+        if self.flip is not None and not isinstance(self.flip, bool):
+            raise ConfigError(f"flip: expected True, False or None (from the dataset), got {self.flip!r}")
+        if self.flip_pairs is not None:
+            object.__setattr__(self, "flip_pairs", check_flip_pairs(self.flip_pairs))
 
 
 @dataclass
@@ -67,7 +72,6 @@ class TrainResult:
     epochs_run: int
     seconds: float
     history: dict[str, list[float]] = field(default_factory=dict)
-    temporal_check: TemporalCheck | None = None  # val top-1 with frames shuffled/reversed; None: image mode
 
 
 def resolve_model_config(labels: tuple[str, ...], config: ModelConfig | Mapping[str, Any] | None) -> ModelConfig:
@@ -101,6 +105,10 @@ def train(
     index = scan_folder(data, frames=draft.frames, mode=draft.mode.value, val_fraction=tc.val_fraction, seed=tc.seed)
     if not index.val:
         raise DataError(f"{data}: no validation clips (add DATA/val/ or more clips per class)")
+    # Mirror clips only when the labels survive it (flip_invariant) or pairs say what each becomes.
+    pairs = index.flip_pairs if tc.flip_pairs is None else check_flip_pairs(tc.flip_pairs, index.labels)
+    flip = (index.flip_invariant or bool(pairs)) if tc.flip is None else tc.flip
+    tc = replace(tc, flip=flip, flip_pairs=pairs)  # the run records the flips it used
     mc = resolve_model_config(index.labels, config)
     state = _load_state(out, mc)
     if state is not None:
@@ -114,8 +122,8 @@ def train(
 
     k, tf_ = keras(), tf()
     k.utils.set_random_seed(tc.seed)
-    flip = index.flip_invariant if tc.flip is None else tc.flip
-    train_ds = make_dataset(index.train, mc, batch=tc.batch, training=True, augment=tc.augment, seed=tc.seed, flip=flip)
+    train_ds = make_dataset(index.train, mc, batch=tc.batch, training=True, augment=tc.augment, seed=tc.seed,
+                            flip=tc.flip, flip_pairs=tc.flip_pairs)
     val_ds = make_dataset(index.val, mc, batch=tc.batch, training=False, seed=tc.seed)
 
     with _strategy(tc.strategy, tf_).scope():
@@ -138,17 +146,14 @@ def train(
 
     best_model = k.models.load_model(str(out / "best.keras"), compile=False, safe_mode=True)
     save_model(best_model, mc, out / "model.keras")
-    check = _write_reports(out, best_model, mc, val_ds, keeper.history, tc.seed)
+    _write_reports(out, best_model, mc, val_ds, keeper.history)
     write_json_atomic(out / "metrics.json", {
         "best_val_accuracy": keeper.best, "epochs_run": len(keeper.history.get("loss", [])),
         "seconds": round(seconds, 1), "train_clips": len(index.train), "val_clips": len(index.val),
         "skipped_clips": len(index.skipped), "config": mc.to_dict(), "train_config": _tc_dict(tc),
-        "temporal_check": check.to_dict() if check else None,
     })
-    if check is not None:
-        warn_if_order_blind(check, stacklevel=2)
     return TrainResult(out, out / "model.keras", mc, keeper.best, len(keeper.history.get("loss", [])),
-                       seconds, keeper.history, check)
+                       seconds, keeper.history)
 
 
 def _tc_dict(tc: TrainConfig) -> dict[str, Any]:
@@ -186,24 +191,16 @@ def _load_state(out: Path, mc: ModelConfig) -> dict[str, Any] | None:
     return state
 
 
-def _write_reports(out: Path, model, mc: ModelConfig, val_ds, history: dict[str, list[float]],
-                   seed: int) -> TemporalCheck | None:
-    """History, curves and confusion matrix; for clip models the frame-order check, from the same pass."""
+def _write_reports(out: Path, model, mc: ModelConfig, val_ds, history: dict[str, list[float]]) -> None:
     import numpy as np
 
     from edge_rcnn.plots import plot_confusion, plot_history
 
-    check = None
-    if mc.mode is InputMode.CLIP:
-        orders = predict_frame_orders(model, val_ds, seed)
-        y_true, y_pred, check = orders.labels, orders.normal, orders.check()
-    else:  # image mode: the RNN reads the rows of one image; there are no frames to reorder
-        ys, ps = [], []
-        for x, y in val_ds:
-            ps.append(model.predict_on_batch(x).argmax(-1))
-            ys.append(y.numpy())
-        y_true, y_pred = np.concatenate(ys), np.concatenate(ps)
+    ys, ps = [], []
+    for x, y in val_ds:
+        ps.append(model.predict_on_batch(x).argmax(-1))
+        ys.append(y.numpy())
+    y_true, y_pred = np.concatenate(ys), np.concatenate(ps)
     write_json_atomic(out / "history.json", history)
     plot_history(history, out / "training_curves.png")
     plot_confusion(y_true, y_pred, mc.labels, out / "confusion_matrix.png")
-    return check

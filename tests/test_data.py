@@ -146,6 +146,7 @@ def test_digits_dir_layout_metadata_and_readable_mp4(digits_dir):
     labels = [f"{d}_{m}" for d in TINY_DIGITS for m in TINY_DIRECTIONS]
     meta = json.loads((digits_dir / "dataset.json").read_text())
     assert meta["name"] == "moving-digits" and meta["labels"] == labels and meta["flip_invariant"] is False
+    assert meta["flip_pairs"] == []  # a mirrored digit is no longer that digit: no flips at all
     assert (meta["frames"], meta["size"], meta["seed"]) == (TINY_FRAMES, 32, 0)
     for split, count in (("train", 19), ("val", 5)):  # 24 clips per class, val_fraction 0.2
         for label in labels:
@@ -174,7 +175,7 @@ def test_scan_folder_on_videos_uses_train_val_and_dataset_json(digits_dir):
     assert (len(index.train), len(index.val)) == (4 * 19, 4 * 5)
     assert all(r.kind == "video" and r.path.parent.name == r.label for r in index.train + index.val)
     assert all("val" in r.path.parts for r in index.val)
-    assert index.flip_invariant is False and index.skipped == ()
+    assert index.flip_invariant is False and index.flip_pairs == () and index.skipped == ()
 
 
 def make_frame_folders(root, classes=("a", "b", "c"), clips=5, frames=6):
@@ -187,7 +188,7 @@ def make_frame_folders(root, classes=("a", "b", "c"), clips=5, frames=6):
 def test_scan_folder_on_frame_folders_with_seeded_stratified_split(tmp_path):
     root = make_frame_folders(tmp_path / "data")
     index = scan_folder(root, frames=6, val_fraction=0.4, seed=1)
-    assert index.labels == ("a", "b", "c") and index.flip_invariant is True
+    assert index.labels == ("a", "b", "c") and index.flip_invariant is False  # no dataset.json: no flips
     assert all(r.kind == "frames" for r in index.train + index.val)
     for label in index.labels:  # 5 clips, 40% -> 2 val and 3 train per class
         assert sum(r.label == label for r in index.val) == 2

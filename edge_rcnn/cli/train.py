@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from edge_rcnn.cli import csv_list
+from edge_rcnn.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,12 +46,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-augment", action="store_true", help="no crop/brightness/flip augmentation")
     t.add_argument("--flip", choices=("auto", "yes", "no"), default="auto",
-                   help="horizontal flip augmentation; auto: unless the dataset says flips change labels")
+                   help="horizontal flip augmentation; auto: only when dataset.json says flip_invariant, "
+                        "or there are flip pairs")
+    t.add_argument("--flip-pairs", metavar="A:B,C:D",
+                   help="labels a mirror swaps (e.g. left:right,pan_left:pan_right); others keep theirs. "
+                        "Turns flips on unless --flip no; default: dataset.json's flip_pairs")
     t.add_argument("--strategy", default="none", help="none, mirrored (all GPUs) or multiworker (TF_CONFIG)")
     t.set_defaults(func=cmd_train)
 
 
 MODEL_FLAGS = ("frames", "channels", "mode", "backbone", "width", "rnn", "units", "layers", "dropout", "normalization")
+
+
+def parse_flip_pairs(text: str | None) -> tuple[tuple[str, str], ...] | None:
+    """``"left:right,pan_left:pan_right"`` -> ``(("left", "right"), ("pan_left", "pan_right"))``."""
+    if text is None:
+        return None
+    pairs = []
+    for item in csv_list(text):
+        a, sep, b = (part.strip() for part in item.partition(":"))
+        if not (sep and a and b) or ":" in b:
+            raise ConfigError(f"--flip-pairs: expected label:mirrored_label pairs separated by commas "
+                              f"(e.g. left:right,pan_left:pan_right), got {item!r}")
+        pairs.append((a, b))
+    return tuple(pairs)
 
 
 def cmd_data(args) -> int:
@@ -71,7 +90,8 @@ def cmd_train(args) -> int:
         overrides["input_size"] = (args.size, args.size)
     tc = TrainConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, patience=args.patience,
                      strategy=args.strategy, augment=not args.no_augment,
-                     flip={"auto": None, "yes": True, "no": False}[args.flip])
+                     flip={"auto": None, "yes": True, "no": False}[args.flip],
+                     flip_pairs=parse_flip_pairs(args.flip_pairs))
     try:
         result = train(args.data, args.out, overrides, tc)
     except KeyboardInterrupt:
@@ -80,7 +100,5 @@ def cmd_train(args) -> int:
         return 130
     print(f"best val top-1 {result.best_val_accuracy:.1%} after {result.epochs_run} epochs "
           f"({result.seconds:.0f} s); model: {result.model_path}")
-    if result.temporal_check is not None:  # clip models; a FrameOrderWarning comes with an order-blind one
-        print(result.temporal_check.summary())
     print(f"curves: {result.run_dir / 'training_curves.png'}  confusion: {result.run_dir / 'confusion_matrix.png'}")
     return 0

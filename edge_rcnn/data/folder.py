@@ -7,7 +7,9 @@ Layout (``clip`` mode)::
 
 In ``image`` mode: ``DATA/<label>/*.png|jpg|...``. ``DATA/train`` and ``DATA/val`` are used when
 ``DATA/train`` exists, else a seeded stratified split. Hidden files and folders and
-``dataset.json`` are ignored; ``dataset.json`` may set ``flip_invariant`` and the label order.
+``dataset.json`` are ignored; ``dataset.json`` may set the label order, ``flip_invariant`` (true:
+every label survives a horizontal mirror) and ``flip_pairs`` (``[["left", "right"], ...]``: the
+label a mirror turns each into). Without either, training does not mirror clips.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from edge_rcnn.data.clips import (  # noqa: F401  (re-exported: the folder API i
     read_clip,
     read_image,
 )
+from edge_rcnn.data.pipeline import FlipPairs, check_flip_pairs
 from edge_rcnn.data.probe import probe_clip
 from edge_rcnn.errors import DataError, choices_error
 
@@ -48,7 +51,8 @@ class DatasetIndex:
     train: tuple[ClipRef, ...]
     val: tuple[ClipRef, ...]
     skipped: tuple[tuple[Path, str], ...]
-    flip_invariant: bool
+    flip_invariant: bool  # dataset.json says a mirrored clip keeps its label (false without one)
+    flip_pairs: FlipPairs = ()  # dataset.json's pairs of labels that a mirror swaps
 
     def refs(self, split: str) -> tuple[ClipRef, ...]:
         """The samples of ``split``: "train", "val" or "all"."""
@@ -105,6 +109,11 @@ def scan_folder(root, *, frames: int, mode="clip", val_fraction: float = 0.2, se
         raise DataError(f"{folder}: only one class ({next(iter(train))!r}); expected at least 2 class folders")
     meta = read_dataset_json(root)
     labels = sorted(train)
+    flip_invariant = meta.get("flip_invariant", False)
+    if not isinstance(flip_invariant, bool):
+        raise DataError(f"{root / 'dataset.json'}: flip_invariant: expected true or false, got {flip_invariant!r}")
+    flip_pairs = check_flip_pairs(meta.get("flip_pairs", []), labels, source=f"{root / 'dataset.json'}: flip_pairs",
+                                  error=DataError)
     if sorted(meta.get("labels") or []) == labels:
         labels = list(meta["labels"])  # keep the generator's order (e.g. digit-major)
     if skipped:
@@ -116,7 +125,7 @@ def scan_folder(root, *, frames: int, mode="clip", val_fraction: float = 0.2, se
         root=root, labels=tuple(labels),
         train=tuple(r for label in labels for r in train[label]),
         val=tuple(r for label in labels for r in val.get(label, ())),
-        skipped=tuple(skipped), flip_invariant=bool(meta.get("flip_invariant", True)),
+        skipped=tuple(skipped), flip_invariant=flip_invariant, flip_pairs=flip_pairs,
     )
 
 

@@ -236,6 +236,7 @@ def make_moving_digits(
         "val_fraction": val_fraction,
         "counts": {split: n * len(labels) for split, n in counts.items()},
         "flip_invariant": False,  # a flip turns "right" into "left" and mirrors the digit
+        "flip_pairs": [],  # none: a mirrored digit is no longer that digit, so "0_right" cannot become "0_left"
         "source": "sklearn.datasets.load_digits (UCI optical handwritten digits, 8x8)",
     })
     return out

@@ -2,10 +2,15 @@
 
 TensorFlow is imported inside :func:`make_dataset` only (``import edge_rcnn.data`` stays cheap).
 Augmentation (training only) is seeded and stateless: the same ``seed`` gives the same batches.
+
+The rule for augmentations: one that can change what a motion means (a horizontal mirror turns
+"left" into "right") runs only when the user says the labels survive it, or says which label each
+one becomes (``flip_pairs``); crop and brightness keep every motion, so they always run.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Sequence
 
@@ -13,10 +18,18 @@ import numpy as np
 
 from edge_rcnn.config import InputMode, ModelConfig
 from edge_rcnn.data.clips import ClipError, ClipRef, DataWarning, read_sample
-from edge_rcnn.errors import DataError
+from edge_rcnn.errors import ConfigError, DataError
 
 MAX_CROP = 0.10  # random crop: up to this fraction of each side, then resized back
 MAX_BRIGHTNESS = 0.10  # brightness jitter, as a fraction of the full 0..255 range
+# Words (label parts split at _ - and space) whose meaning a horizontal mirror turns around.
+DIRECTION_WORDS = frozenset({
+    "left", "right", "leftward", "leftwards", "rightward", "rightwards", "clockwise", "counterclockwise",
+    "anticlockwise", "cw", "ccw", "east", "west", "eastward", "eastwards", "westward", "westwards",
+    "northeast", "northwest", "southeast", "southwest",
+})
+
+FlipPairs = tuple[tuple[str, str], ...]
 
 
 def label_indices(refs: Sequence[ClipRef], config: ModelConfig) -> np.ndarray:
@@ -28,17 +41,61 @@ def label_indices(refs: Sequence[ClipRef], config: ModelConfig) -> np.ndarray:
     return np.array([config.labels.index(r.label) for r in refs], np.int64)
 
 
+def check_flip_pairs(pairs, labels: Sequence[str] | None = None, *, source: str = "flip_pairs",
+                     error: type[Exception] = ConfigError) -> FlipPairs:
+    """``pairs`` as ``((label, its mirror's label), ...)``.
+
+    Raises ``error`` naming ``source`` unless each pair is two different names, of ``labels`` when
+    given, and no name is in two pairs.
+    """
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence):
+        raise error(f"{source}: expected a list of [label, mirrored label] pairs, got {pairs!r}")
+    seen: dict[str, list[str]] = {}
+    for pair in pairs:
+        if (isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2
+                or not all(isinstance(name, str) and name for name in pair)):
+            raise error(f"{source}: expected each pair as two label names, got {pair!r}")
+        if pair[0] == pair[1]:
+            raise error(f"{source}: {pair[0]!r} is paired with itself; a label that a mirror keeps needs no pair")
+        for name in pair:
+            if labels is not None and name not in labels:
+                raise error(f"{source}: {name!r} is not a label; the labels are: {', '.join(labels)}")
+            if name in seen:
+                raise error(f"{source}: {name!r} is in two pairs, {seen[name]} and {list(pair)}")
+            seen[name] = list(pair)
+    return tuple((a, b) for a, b in pairs)
+
+
+def flip_label_map(labels: Sequence[str], pairs) -> np.ndarray:
+    """``int64 [len(labels)]``: the label index of a mirrored clip of each label (itself when in no pair)."""
+    labels = list(labels)
+    table = np.arange(len(labels), dtype=np.int64)
+    for a, b in check_flip_pairs(pairs, labels):
+        table[labels.index(a)], table[labels.index(b)] = labels.index(b), labels.index(a)
+    return table
+
+
+def unpaired_direction_labels(labels: Sequence[str], pairs) -> list[str]:
+    """The labels that name a left/right direction (:data:`DIRECTION_WORDS`) and are in no pair."""
+    paired = {name for pair in pairs for name in pair}
+    return [label for label in labels if label not in paired
+            and DIRECTION_WORDS & set(re.split(r"[_\- ]+", label.lower()))]
+
+
 def make_dataset(
     refs: Sequence[ClipRef], config: ModelConfig, *, batch: int, training: bool, seed: int = 0,
-    flip: bool = False, cache: bool = True, augment: bool | None = None,
+    flip: bool = False, flip_pairs: Sequence[tuple[str, str]] = (), cache: bool = True,
+    augment: bool | None = None,
 ):
     """A ``tf.data.Dataset`` of ``(float32 [B, *config.input_shape] normalized, int64 [B] labels)``.
 
     ``training`` shuffles (seeded, reshuffled each epoch) and, unless ``augment=False``,
     augments: the same random crop (up to 10% per side, resized back) for all T frames of a
-    clip, brightness jitter, and a horizontal flip when ``flip`` is set (only for flip-invariant
-    labels). Otherwise order and values are deterministic. ``cache`` keeps decoded uint8 clips
-    in memory after the first epoch. Clips that fail to decode are dropped with a warning.
+    clip, brightness jitter, and a horizontal flip when ``flip`` is set. A mirrored clip takes
+    its label's partner in ``flip_pairs`` (``("left", "right")``); labels in no pair keep
+    theirs, and one ``DataWarning`` names those that hold a direction word. Otherwise order
+    and values are deterministic. ``cache`` keeps decoded uint8 clips in memory after the
+    first epoch. Clips that fail to decode are dropped with a warning.
     """
     from edge_rcnn._keras import tf as get_tf
 
@@ -50,6 +107,12 @@ def make_dataset(
         raise DataError(f"batch: expected a positive integer, got {batch!r}")
     labels = label_indices(refs, config)
     augment = training if augment is None else bool(augment)
+    mirror = flip_label_map(config.labels, flip_pairs)  # checked even when unused: a typo stops here
+    unpaired = unpaired_direction_labels(config.labels, flip_pairs) if flip and augment else []
+    if unpaired:
+        warnings.warn(f"horizontal flips are on, but labels {unpaired} name a direction and have no flip pair, "
+                      "so a mirrored clip keeps a label it no longer shows; give flip_pairs (--flip-pairs a:b) "
+                      "or turn flips off (--flip no)", DataWarning, stacklevel=2)
     shape = config.input_shape
 
     def decode(i):
@@ -91,7 +154,7 @@ def make_dataset(
             ds = ds.shuffle(len(refs), seed=seed, reshuffle_each_iteration=True)
     if augment:
         noise = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        augment = _make_augment(tf, config, flip)
+        augment = _make_augment(tf, config, mirror if flip else None)
         ds = tf.data.Dataset.zip((ds, noise)).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     else:
         ds = ds.map(to_float)
@@ -99,10 +162,14 @@ def make_dataset(
     return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
 
 
-def _make_augment(tf, config: ModelConfig, flip: bool):
-    """``((uint8 sample, label), random int64) -> (float32 0..255 sample, label)``, stateless."""
+def _make_augment(tf, config: ModelConfig, mirror: np.ndarray | None):
+    """``((uint8 sample, label), random int64) -> (float32 0..255 sample, label)``, stateless.
+
+    ``mirror``: ``None`` for no flip, else :func:`flip_label_map`, the label of each label's mirror image.
+    """
     height, width = config.input_size
     is_image = config.mode is InputMode.IMAGE
+    mirrored_label = None if mirror is None else tf.constant(mirror, tf.int64)
 
     def augment(sample_label, key):
         x, y = sample_label
@@ -115,9 +182,10 @@ def _make_augment(tf, config: ModelConfig, flip: bool):
         clip = tf.image.crop_and_resize(clip, tf.tile(box[None], [steps, 1]), tf.range(steps), (height, width))
         delta = tf.random.stateless_uniform([], seeds[1], -MAX_BRIGHTNESS, MAX_BRIGHTNESS) * 255.0
         clip = tf.clip_by_value(clip + delta, 0.0, 255.0)
-        if flip:
-            mirror = tf.random.stateless_uniform([], seeds[2]) < 0.5
-            clip = tf.cond(mirror, lambda: tf.reverse(clip, axis=[2]), lambda: clip)
+        if mirrored_label is not None:
+            flipped = tf.random.stateless_uniform([], seeds[2]) < 0.5
+            clip = tf.cond(flipped, lambda: tf.reverse(clip, axis=[2]), lambda: clip)
+            y = tf.where(flipped, tf.gather(mirrored_label, y), y)
         clip = clip[0] if is_image else clip
         return tf.ensure_shape(clip, config.input_shape), y
 
