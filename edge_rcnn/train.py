@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from edge_rcnn._util import write_json_atomic
-from edge_rcnn.config import ModelConfig, parse_enum
+from edge_rcnn.config import InputMode, ModelConfig, parse_enum
 from edge_rcnn.data.pipeline import check_flip_pairs
 from edge_rcnn.errors import ConfigError, DataError
+from edge_rcnn.temporal_check import TemporalCheck, predict_frame_orders, warn_if_order_blind
 
 
 class Strategy(str, enum.Enum):
@@ -72,6 +73,7 @@ class TrainResult:
     epochs_run: int
     seconds: float
     history: dict[str, list[float]] = field(default_factory=dict)
+    temporal_check: TemporalCheck | None = None  # val top-1 with frames shuffled/reversed; None: image mode
 
 
 def resolve_model_config(labels: tuple[str, ...], config: ModelConfig | Mapping[str, Any] | None) -> ModelConfig:
@@ -146,14 +148,17 @@ def train(
 
     best_model = k.models.load_model(str(out / "best.keras"), compile=False, safe_mode=True)
     save_model(best_model, mc, out / "model.keras")
-    _write_reports(out, best_model, mc, val_ds, keeper.history)
+    check = _write_reports(out, best_model, mc, val_ds, keeper.history, tc.seed)
     write_json_atomic(out / "metrics.json", {
         "best_val_accuracy": keeper.best, "epochs_run": len(keeper.history.get("loss", [])),
         "seconds": round(seconds, 1), "train_clips": len(index.train), "val_clips": len(index.val),
         "skipped_clips": len(index.skipped), "config": mc.to_dict(), "train_config": _tc_dict(tc),
+        "temporal_check": check.to_dict() if check else None,
     })
+    if check is not None:
+        warn_if_order_blind(check, stacklevel=2)
     return TrainResult(out, out / "model.keras", mc, keeper.best, len(keeper.history.get("loss", [])),
-                       seconds, keeper.history)
+                       seconds, keeper.history, check)
 
 
 def _tc_dict(tc: TrainConfig) -> dict[str, Any]:
@@ -191,16 +196,24 @@ def _load_state(out: Path, mc: ModelConfig) -> dict[str, Any] | None:
     return state
 
 
-def _write_reports(out: Path, model, mc: ModelConfig, val_ds, history: dict[str, list[float]]) -> None:
+def _write_reports(out: Path, model, mc: ModelConfig, val_ds, history: dict[str, list[float]],
+                   seed: int) -> TemporalCheck | None:
+    """History, curves and confusion matrix; for clip models the frame-order check, from the same pass."""
     import numpy as np
 
     from edge_rcnn.plots import plot_confusion, plot_history
 
-    ys, ps = [], []
-    for x, y in val_ds:
-        ps.append(model.predict_on_batch(x).argmax(-1))
-        ys.append(y.numpy())
-    y_true, y_pred = np.concatenate(ys), np.concatenate(ps)
+    check = None
+    if mc.mode is InputMode.CLIP:
+        orders = predict_frame_orders(model, val_ds, seed)
+        y_true, y_pred, check = orders.labels, orders.normal, orders.check()
+    else:  # image mode: the RNN reads the rows of one image; there are no frames to reorder
+        ys, ps = [], []
+        for x, y in val_ds:
+            ps.append(model.predict_on_batch(x).argmax(-1))
+            ys.append(y.numpy())
+        y_true, y_pred = np.concatenate(ys), np.concatenate(ps)
     write_json_atomic(out / "history.json", history)
     plot_history(history, out / "training_curves.png")
     plot_confusion(y_true, y_pred, mc.labels, out / "confusion_matrix.png")
+    return check

@@ -100,5 +100,7 @@ def cmd_train(args) -> int:
         return 130
     print(f"best val top-1 {result.best_val_accuracy:.1%} after {result.epochs_run} epochs "
           f"({result.seconds:.0f} s); model: {result.model_path}")
+    if result.temporal_check is not None:  # clip models; a FrameOrderWarning comes with an order-blind one
+        print(result.temporal_check.summary())
     print(f"curves: {result.run_dir / 'training_curves.png'}  confusion: {result.run_dir / 'confusion_matrix.png'}")
     return 0
