@@ -1,8 +1,10 @@
-"""What ``standard.py`` prints: the ratios, the MAC figures, the part timings, the notes on missed targets."""
+"""What ``standard.py`` prints: the ratios, the MAC figures, the file sizes, the part timings, the notes
+on missed targets."""
 
 from __future__ import annotations
 
 from edge_rcnn.benchmark import FORMATS
+from edge_rcnn.benchmark.floors import SIZE_PAIRS
 
 
 def fmt(value, spec: str = ".3g", unit: str = "") -> str:
@@ -44,8 +46,11 @@ def print_ratios(r: dict, report, peak) -> None:
     if stream is not None and stream.ok:
         for line in push_lines(stream):
             print("  " + line)
-        print(f"  a push does {fmt(r['stream_speedup_mac_bound'], '.1f', 'x')} fewer MACs than a window "
-              f"recompute (MAC bound; measured {fmt(1 / r['stream_frame_vs_window_frame'], '.2f', 'x')})")
+        bound, ratio = r["stream_speedup_mac_bound"], r["stream_frame_vs_window_frame"]
+        measured = 1 / ratio if ratio else None
+        share = f" = {measured / bound:.2f} of the bound" if measured and bound else ""
+        print(f"  a push does {fmt(bound, '.1f', 'x')} fewer MACs than a window recompute (MAC bound; measured "
+              f"{fmt(measured, '.2f', 'x')}{share}, encoder and window on {stream.extra.get('threads')} thread(s))")
     print("\nrows:")
     for name in report.settings["formats"]:
         if FORMATS[name].about:
@@ -56,17 +61,22 @@ FLOOR_NAMES = {"tflite_int8": "int8 TFLite (unrolled LSTM, the int8 default)", "
                "onnx_int8": "int8 ONNX (cpu flavour)"}
 
 
-def print_floors(r: dict, report) -> None:
-    """The floors under the size targets (``edge_rcnn.benchmark.floors``) and the streaming target."""
+def print_sizes(r: dict, tensor_data: dict) -> None:
+    """Each file's tensor data and per-tensor overhead (``floors.TensorData``), the int8 / float32
+    tensor data ratios, and the floors under the whole-file ratios (every name stripped)."""
+    if tensor_data:
+        print("\nfile bytes = tensor data (constant tensors and quantization parameters) + overhead:")
+    for name, td in tensor_data.items():
+        print(f"  {name:<17} {td.file_bytes:>9,} B = {td.data_bytes:,} B + {td.overhead_bytes:,} B over {td.tensors} "
+              f"tensors ({td.overhead_per_tensor:.0f} B per tensor); {td.weights:,} weights")
+    for int8, fp32 in SIZE_PAIRS:
+        if int8 in tensor_data and fp32 in tensor_data:
+            ratio = tensor_data[int8].data_bytes / tensor_data[fp32].data_bytes
+            print(f"  {int8} vs {fp32} tensor data: {ratio:.3f}x")
     for key, ratio in r.items():
         if key.endswith("_vs_fp32_size_stripped"):
             name = FLOOR_NAMES.get(key.removesuffix("_vs_fp32_size_stripped"), key)
             print(f"  floor: {name} vs float32 with every name stripped in both (metadata kept): {ratio:.3f}x")
-    if r.get("stream_speedup_calls_bound"):
-        frames = (report.settings.get("model_config") or {}).get("frames") or 16
-        print(f"  floor: window recompute per frame / a push's encoder and head calls alone: "
-              f"{r['stream_speedup_calls_bound']:.1f}x -- the push speed-up if its frame conversion and Python cost "
-              f"nothing (target {0.8 * frames:g}x)")
 
 
 def push_lines(stream) -> list[str]:
@@ -84,12 +94,10 @@ def push_lines(stream) -> list[str]:
 
 
 def head_threads_line(stream) -> str:
-    """The stream head's thread count and what it costs on the benchmark's thread count."""
+    """The stream's thread counts, and what the head costs on the benchmark's thread count."""
     parts, threads = stream.extra.get("parts") or {}, stream.extra.get("threads")
-    chosen = " (open_stream's choice: it times real pushes on every core and on one)" if stream.extra.get("encoder_threads_auto") else ""
-    window = stream.extra.get("window_threads")
     line = (f"stream head on {stream.extra.get('head_threads')} thread(s), encoder on "
-            f"{stream.extra.get('encoder_threads')}{chosen}, window clip model on {window or threads}")
+            f"{stream.extra.get('encoder_threads')}, window clip model on {stream.extra.get('window_threads')}")
     if parts.get("head_ms_all_threads"):
         line += f" (the head on {threads} threads: {parts['head_ms_all_threads']:.4f} ms vs {parts['head_ms']:.4f} ms)"
     return line

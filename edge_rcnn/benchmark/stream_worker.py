@@ -4,11 +4,11 @@ A stream of frames is made by playing the val clips one after another (a long vi
 first T-1 pushes every push returns a prediction for the last T frames, so every timed push is a
 full step: one encoder pass, one head step over the T windows in flight. Measured in the same process:
 
-- ``frame_times_ms``: ``FeatureStream.push`` (the row's per-frame latency). With the benchmark
-  on every core both sides are opened as a user opens them, without ``num_threads``: the
-  stream's encoder gets every core or one, whichever pushes faster (``encoder_threads``), and
-  the window's clip model whichever runs a clip faster (``window_threads``); the one-thread run
-  shows both sides on one core;
+- ``frame_times_ms``: ``FeatureStream.push`` (the row's per-frame latency). The stream's encoder
+  and the window's clip model both get the benchmark's thread count as ``num_threads``
+  (``encoder_threads``, ``window_threads``; the head keeps its own, ``head_threads``), so the
+  streaming target compares the two sides at the same threads, on every core and on one (a
+  user's ``open_stream`` without ``num_threads`` gives the encoder the faster of the two);
 - ``window_frame_ms``: ``WindowStream.push`` over the int8 clip model exported beside the parts
   (same runtime, same precision, same frame conversion) -- the per-frame cost without streaming,
   i.e. recomputing the whole T-frame window on every frame;
@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from edge_rcnn.benchmark.worker import TIME_POOL, _first, _inputs, load_threads, peak_rss_mb, time_calls
+from edge_rcnn.benchmark.worker import TIME_POOL, _first, _inputs, peak_rss_mb, time_calls
 
 
 def _frames(frames, clips: int):
@@ -90,10 +90,7 @@ def measure_stream(spec: dict[str, Any]) -> dict[str, Any]:
     import runtimes
 
     threads, files = int(spec["threads"]), spec["files"]
-    # Every core is the stream's own default: then open_stream also tries the encoder on one
-    # thread and keeps the faster (what a user gets); fewer threads are taken as given.
-    auto = load_threads(threads) is None
-    stream = runtimes.open_stream(files["encoder"], files["head"], "cpu", num_threads=load_threads(threads))
+    stream = runtimes.open_stream(files["encoder"], files["head"], "cpu", num_threads=threads)
     loaded = time.perf_counter()
     frames, _ = _inputs(spec)
     T = stream.frames
@@ -104,7 +101,7 @@ def measure_stream(spec: dict[str, Any]) -> dict[str, Any]:
     enc = stream.encoder
     result: dict[str, Any] = {"runtime": enc.details().get("package", enc.name), "threads": threads, "frames": T,
                               "head_threads": getattr(stream.head, "num_threads", None),
-                              "encoder_threads": getattr(enc, "num_threads", None), "encoder_threads_auto": auto}
+                              "encoder_threads": getattr(enc, "num_threads", None)}
     _first(spec, result, start, loaded)
     video = _frames(frames, min(TIME_POOL, len(frames)))
     runs, warmup = int(spec["runs"]), int(spec["warmup"])
@@ -133,7 +130,7 @@ def measure_stream(spec: dict[str, Any]) -> dict[str, Any]:
     if files.get("window"):
         from runtimes.streaming import WindowStream
 
-        window_rt = runtimes.load(files["window"], "cpu", num_threads=load_threads(threads))
+        window_rt = runtimes.load(files["window"], "cpu", num_threads=threads)
         result["window_threads"] = getattr(window_rt.runtime, "num_threads", None)
         window_stream = WindowStream(window_rt)
         times = _push_times(window_stream, video, T, warmup, runs * T)

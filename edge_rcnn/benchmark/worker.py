@@ -109,9 +109,10 @@ def _macs(model, config) -> dict[str, int]:
 
 
 def load_threads(threads: int) -> int | None:
-    """The ``num_threads`` a row loads its model with: ``None`` (what a user gets from
+    """The ``num_threads`` a clip row loads its model with: ``None`` (what a user gets from
     ``runtimes.load``: every core or one, whichever is faster, see ``runtimes.threads``) when the
-    benchmark runs on every core, else ``threads`` as given."""
+    benchmark runs on every core, else ``threads`` as given. (The stream row pins ``threads`` on
+    both of its sides: ``stream_worker``.)"""
     import os
 
     return None if threads >= (os.cpu_count() or 1) > 1 else threads
