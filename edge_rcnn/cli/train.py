@@ -24,6 +24,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--overwrite", action="store_true", help="replace an earlier moving-digits dataset in OUT")
     d.set_defaults(func=cmd_data)
+    from edge_rcnn.data.motion import KINDS, LABELS
+
+    blurbs = {"translate": "an object moving inside the frame over a photograph (label = direction)",
+              "approach": "an object growing, shrinking or keeping its size (label = approach, recede, still)",
+              "camera": "the camera panning or zooming over real photographs; val photographs unseen in train"}
+    for kind in KINDS:
+        m = data_sub.add_parser(kind, help=blurbs[kind])
+        m.add_argument("out", help="output folder (OUT/train/<label>/*.mp4, OUT/val/<label>/*.mp4)")
+        m.add_argument("--clips-per-class", type=int, default=80, help="clips per label, 25%% of them val (default: 80)")
+        m.add_argument("--frames", type=int, default=16, help="frames per clip (default: 16)")
+        m.add_argument("--size", type=int, default=64, help="frame side in pixels (default: 64)")
+        m.add_argument("--seed", type=int, default=0)
+        m.add_argument("--overwrite", action="store_true", help=f"replace an earlier {kind} dataset in OUT")
+        m.set_defaults(func=cmd_motion, labels=LABELS[kind])
 
     t = sub.add_parser("train", help="train a CNN+RNN model on a folder of clips")
     t.add_argument("data", help="DATA/<label>/*.mp4 or DATA/<label>/<clip>/*.jpg (DATA/train, DATA/val if present)")
@@ -39,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--layers", type=int, help="stacked RNN layers (default 1)")
     t.add_argument("--dropout", type=float, help="dropout before the classifier (default 0)")
     t.add_argument("--normalization", help="unit, symmetric (default) or imagenet")
+    t.add_argument("--motion", help="pair (default: each step sees its frame and the previous one) or none")
+    t.add_argument("--grid", type=int, help="cells per side of the encoder's layout (default 4; 0: one global average)")
+    t.add_argument("--projection", type=int, help="channels per grid cell (default 16)")
     t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--batch", type=int, default=16)
     t.add_argument("--lr", type=float, default=2e-3)
@@ -55,7 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=cmd_train)
 
 
-MODEL_FLAGS = ("frames", "channels", "mode", "backbone", "width", "rnn", "units", "layers", "dropout", "normalization")
+MODEL_FLAGS = ("frames", "channels", "mode", "backbone", "width", "rnn", "units", "layers", "dropout", "normalization",
+               "motion", "grid", "projection")
 
 
 def parse_flip_pairs(text: str | None) -> tuple[tuple[str, str], ...] | None:
@@ -79,6 +97,15 @@ def cmd_data(args) -> int:
                              clips_per_class=args.clips_per_class, frames=args.frames, size=args.size,
                              seed=args.seed, overwrite=args.overwrite)
     print(f"wrote the moving-digits dataset to {out}")
+    return 0
+
+
+def cmd_motion(args) -> int:
+    from edge_rcnn.data.motion import make_motion
+
+    out = make_motion(args.dataset, args.out, clips_per_class=args.clips_per_class, frames=args.frames,
+                      size=args.size, seed=args.seed, overwrite=args.overwrite)
+    print(f"wrote the {args.dataset} motion dataset to {out}")
     return 0
 
 

@@ -204,14 +204,40 @@ def make_moving_digits(
     counts = {"train": clips_per_class - n_val, "val": n_val}
     labels = [f"{d}_{m}" for d in digits for m in directions]
 
+    def clips(split):
+        return ((clip[..., None], label) for clip, label in
+                _iter_clips(counts[split], digits, directions, frames, size, seed, split))
+
+    return write_dataset(out_dir, DATASET_NAME, labels, counts, clips, fps=fps, progress=progress,
+                         overwrite=overwrite, meta={
+        "frames": frames,
+        "size": size,
+        "channels": channels,
+        "seed": seed,
+        "digits": list(digits),
+        "directions": list(directions),
+        "clips_per_class": clips_per_class,
+        "val_fraction": val_fraction,
+        "flip_invariant": False,  # a flip turns "right" into "left" and mirrors the digit
+        "flip_pairs": [],  # none: a mirrored digit is no longer that digit, so "0_right" cannot become "0_left"
+        "source": "sklearn.datasets.load_digits (UCI optical handwritten digits, 8x8)",
+    })
+
+
+def write_dataset(out_dir, name: str, labels, counts: dict[str, int], clips, *, fps: float, progress: bool,
+                  overwrite: bool, meta: dict) -> Path:
+    """Write ``OUT/{train,val}/<label>/<n>.mp4`` from ``clips(split)`` and ``OUT/dataset.json``.
+
+    ``clips(split)`` yields ``(uint8 clip (T, H, W, 1 or 3 RGB), label index)``, ``counts[split]``
+    clips per label. The splits are written into a hidden staging folder first and moved in whole.
+    """
     out = Path(out_dir)
-    _prepare_out_dir(out, overwrite)
-    staging = Path(tempfile.mkdtemp(prefix=".moving-digits-", dir=out))  # hidden: scan_folder skips it
-    bar = progress_bar(total=len(labels) * clips_per_class, desc=DATASET_NAME) if progress else None
+    _prepare_out_dir(out, overwrite, name)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out))  # hidden: scan_folder skips it
+    bar = progress_bar(total=len(labels) * sum(counts.values()), desc=name) if progress else None
     try:
         for split in SPLITS:
-            clips = _iter_clips(counts[split], digits, directions, frames, size, seed, split)
-            for i, (clip, label) in enumerate(clips):
+            for i, (clip, label) in enumerate(clips(split)):
                 _write_mp4(staging / split / labels[label] / f"{i % counts[split]:04d}.mp4", clip, fps)
                 if bar is not None:
                     bar.update(1)
@@ -223,28 +249,15 @@ def make_moving_digits(
             bar.close()
         shutil.rmtree(staging, ignore_errors=True)
     write_json_atomic(out / "dataset.json", {
-        "name": DATASET_NAME,
-        "labels": labels,
-        "frames": frames,
-        "size": size,
-        "channels": channels,
-        "seed": seed,
-        "fps": fps,
-        "digits": list(digits),
-        "directions": list(directions),
-        "clips_per_class": clips_per_class,
-        "val_fraction": val_fraction,
-        "counts": {split: n * len(labels) for split, n in counts.items()},
-        "flip_invariant": False,  # a flip turns "right" into "left" and mirrors the digit
-        "flip_pairs": [],  # none: a mirrored digit is no longer that digit, so "0_right" cannot become "0_left"
-        "source": "sklearn.datasets.load_digits (UCI optical handwritten digits, 8x8)",
+        "name": name, "labels": list(labels), "fps": fps,
+        "counts": {split: n * len(labels) for split, n in counts.items()}, **meta,
     })
     return out
 
 
-def _prepare_out_dir(out: Path, overwrite: bool) -> None:
+def _prepare_out_dir(out: Path, overwrite: bool, name: str) -> None:
     if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: expected a folder for the moving-digits dataset, found a file")
+        raise DataError(f"{out}: expected a folder for the {name} dataset, found a file")
     out.mkdir(parents=True, exist_ok=True)
     entries = [p for p in out.iterdir() if not p.name.startswith(".")]
     if not entries:
@@ -253,20 +266,20 @@ def _prepare_out_dir(out: Path, overwrite: bool) -> None:
         raise DataError(f"{out}: folder is not empty; choose a new folder or pass overwrite=True (--overwrite)")
     from edge_rcnn.data.folder import read_dataset_json
 
-    if read_dataset_json(out).get("name") != DATASET_NAME:
-        raise DataError(f"{out}: not a moving-digits folder (no dataset.json naming it); refusing to overwrite")
+    if read_dataset_json(out).get("name") != name:
+        raise DataError(f"{out}: not a {name} folder (no dataset.json naming it); refusing to overwrite")
 
 
 def _write_mp4(path: Path, clip: np.ndarray, fps: float) -> None:
     import cv2
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    frames, height, width = clip.shape
+    frames, height, width, channels = clip.shape
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height), True)
     if not writer.isOpened():
         raise DataError(f"{path}: OpenCV cannot write an mp4v video here (is opencv built with FFmpeg?)")
     try:
         for frame in clip:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR if channels == 1 else cv2.COLOR_RGB2BGR))
     finally:
         writer.release()
