@@ -97,7 +97,7 @@ def export(model: str | os.PathLike, out_dir: str | os.PathLike, config: Convert
 
 def verify(path: str | os.PathLike, reference: str | os.PathLike, data: str | os.PathLike, *, split: str = "val",
            samples: int = 200, max_drop: float = 1.0, seed: int = 0, device: str = "auto",
-           report: str | os.PathLike | None = None, progress: bool = True) -> Comparison:
+           report: str | os.PathLike | None = None, progress: bool = True, min_top1: float = 0.0) -> Comparison:
     """Compare an exported file with its float Keras model on ``samples`` clips of ``data``.
 
     ``device`` is passed to ``runtimes.load`` ("auto": an Edge TPU file runs on the TPU).
@@ -113,7 +113,7 @@ def verify(path: str | os.PathLike, reference: str | os.PathLike, data: str | os
         raise MetadataError(f"{path}: no edge_rcnn metadata (expected a file written by edge-rcnn quantize/export)")
     mode = parse_enum(Mode, meta.get("mode"), f"{path.name} metadata mode")
     checked = ConvertConfig(formats=("tflite",), mode=Mode.FLOAT, samples=1, verify_samples=samples,
-                            max_drop=max_drop, split=split, seed=seed)  # validates the numbers
+                            max_drop=max_drop, min_top1=min_top1, split=split, seed=seed)  # validates the numbers
     model_config = _read_config(reference)
     clips = load_clips(data, model_config, split=checked.split, limit=checked.verify_samples, seed=seed, progress=progress)
     warn_coarse_verification(clips, checked.max_drop)
@@ -123,7 +123,8 @@ def verify(path: str | os.PathLike, reference: str | os.PathLike, data: str | os
         notes = (f"{Path(reference).name} is not the model {path.name} was exported from (sha256 differs)",)
     fmt = "edgetpu" if path.name.endswith("_edgetpu.tflite") else path.suffix.lstrip(".")
     comparison = compare_file(path, reference_probs(keras_model, model_config, clips), clips, fmt=fmt, mode=mode.value,
-                              atol=ATOL[mode], max_drop=checked.max_drop, device=device, progress=progress, notes=notes)
+                              atol=ATOL[mode], max_drop=checked.max_drop, device=device, progress=progress, notes=notes,
+                              min_top1=checked.min_top1)
     result = ExportReport(path.parent, None, (), (comparison,))
     if report is not None:
         from edge_rcnn._util import write_json_atomic
@@ -173,7 +174,8 @@ def export_files(job: ExportJob) -> list[ExportedFile]:
 
 def verify_files(files: list[ExportedFile], reference, held: ClipSet, settings: ConvertConfig, progress: bool):
     """A ``Comparison`` per runnable clip model and per streaming pair (pushed frame by frame)."""
-    common = dict(mode=settings.mode.value, atol=settings.atol, max_drop=settings.max_drop, progress=progress)
+    common = dict(mode=settings.mode.value, atol=settings.atol, max_drop=settings.max_drop, progress=progress,
+                  min_top1=settings.min_top1)
     for f in files:
         if not f.runnable or f.part is Part.STREAM_HEAD:
             continue

@@ -108,6 +108,7 @@ class ConvertConfig:
     samples: int = 200
     verify_samples: int = 200
     max_drop: float = 1.0
+    min_top1: float = 0.0  # percent; every verified file must reach it on the held-out clips
     dynamic_batch: bool = False
     split: str = "val"
     seed: int = 0
@@ -141,6 +142,9 @@ class ConvertConfig:
         if isinstance(self.max_drop, bool) or not isinstance(self.max_drop, (int, float)) or not 0 <= self.max_drop <= 100:
             raise ConfigError(f"max_drop: expected percentage points in 0..100, got {self.max_drop!r}")
         set_("max_drop", float(self.max_drop))
+        if isinstance(self.min_top1, bool) or not isinstance(self.min_top1, (int, float)) or not 0 <= self.min_top1 <= 100:
+            raise ConfigError(f"min_top1: expected a top-1 accuracy in percent, 0..100, got {self.min_top1!r}")
+        set_("min_top1", float(self.min_top1))
         if not isinstance(self.streaming, bool) or not isinstance(self.dynamic_batch, bool):
             raise ConfigError(f"streaming/dynamic_batch: expected True or False, got {self.streaming!r}/{self.dynamic_batch!r}")
         if not isinstance(self.split, str) or not self.split:
@@ -172,7 +176,7 @@ class ConvertConfig:
         return {
             "formats": [f.value for f in self.formats], "mode": self.mode.value,
             "io": self.io_type.value if self.mode is Mode.INT8 else "float", "samples": self.samples,
-            "verify_samples": self.verify_samples, "max_drop": self.max_drop,
+            "verify_samples": self.verify_samples, "max_drop": self.max_drop, "min_top1": self.min_top1,
             "dynamic_batch": self.dynamic_batch, "split": self.split, "seed": self.seed, "streaming": self.streaming,
             "tflite_lstm": self.tflite_lstm.value, "onnx_int8": self.onnx_int8.value,
         }

@@ -41,6 +41,7 @@ class Comparison:
     atol: float | None
     max_drop: float
     problems: tuple[str, ...] = ()
+    min_top1: float = 0.0  # percent: the least top-1 the exported file must reach on labelled clips
     error: str | None = None  # the error class a failure maps to (ShapeError, AtolError, AccuracyDropError)
     notes: tuple[str, ...] = ()
 
@@ -121,26 +122,31 @@ def predict_stream(encoder: str | Path, head: str | Path, clips: ClipSet, *, dev
 
 def compare_file(path: str | Path, reference: np.ndarray, clips: ClipSet, *, fmt: str, mode: str,
                  atol: float | None, max_drop: float, device: str = "cpu", progress: bool = True,
-                 notes: tuple[str, ...] = ()) -> Comparison:
+                 notes: tuple[str, ...] = (), min_top1: float = 0.0) -> Comparison:
     """Run ``path`` on ``clips`` and compare with ``reference`` (the float model's probabilities)."""
     path = Path(path)
     exported = predict_file(path, clips, device=device, progress=progress)
     return compare_probs(path.name, path.stat().st_size, exported, reference, clips, fmt=fmt, mode=mode, atol=atol,
-                         max_drop=max_drop, notes=notes)
+                         max_drop=max_drop, notes=notes, min_top1=min_top1)
 
 
 def compare_stream(encoder: Path, head: Path, reference: np.ndarray, clips: ClipSet, *, fmt: str, mode: str,
                    atol: float | None, max_drop: float, device: str = "cpu", progress: bool = True,
-                   notes: tuple[str, ...] = ()) -> Comparison:
+                   notes: tuple[str, ...] = (), min_top1: float = 0.0) -> Comparison:
     """The streaming pair pushed frame by frame against the float clip model on the same clips."""
     exported = predict_stream(encoder, head, clips, device=device, progress=progress)
     return compare_probs(f"{encoder.name} + {head.name}", encoder.stat().st_size + head.stat().st_size, exported,
-                         reference, clips, fmt=fmt, mode=mode, atol=atol, max_drop=max_drop, notes=notes)
+                         reference, clips, fmt=fmt, mode=mode, atol=atol, max_drop=max_drop, notes=notes,
+                         min_top1=min_top1)
 
 
 def compare_probs(name: str, size_bytes: int, exported: np.ndarray, reference: np.ndarray, clips: ClipSet, *,
-                  fmt: str, mode: str, atol: float | None, max_drop: float, notes: tuple[str, ...] = ()) -> Comparison:
-    """Every check of ``exported`` against ``reference`` probabilities, as one ``Comparison``."""
+                  fmt: str, mode: str, atol: float | None, max_drop: float, notes: tuple[str, ...] = (),
+                  min_top1: float = 0.0) -> Comparison:
+    """Every check of ``exported`` against ``reference`` probabilities, as one ``Comparison``.
+
+    ``min_top1`` (percent) is a floor for the file's own top-1 on labelled clips: the drop check
+    alone passes a model that was useless in float too (a motion-blind model on motion data)."""
     problems, error = [], None
     try:
         validate_model_outputs(reference, exported, atol)
@@ -158,10 +164,14 @@ def compare_probs(name: str, size_bytes: int, exported: np.ndarray, reference: n
         if drop > max_drop + 1e-9:
             problems.append(f"top-1 accuracy dropped {drop:.1f} points ({ref_acc:.1f}% -> {acc:.1f}%), more than --max-drop {max_drop:g}")
             error = error or AccuracyDropError.__name__
+        if acc < min_top1 - 1e-9:
+            problems.append(f"top-1 accuracy {acc:.1f}% on {len(clips)} held-out clips is below --min-top1 {min_top1:g}")
+            error = error or AccuracyDropError.__name__
     return Comparison(
         file=name, format=fmt, mode=mode, size_bytes=size_bytes, clips=len(clips),
         reference_accuracy=ref_acc, accuracy=acc, accuracy_drop=drop, agreement=agreement,
         max_abs_diff=max_abs, atol=atol, max_drop=max_drop, problems=tuple(problems), error=error, notes=notes,
+        min_top1=min_top1,
     )
 
 

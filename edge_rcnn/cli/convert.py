@@ -60,6 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _common(p: argparse.ArgumentParser, *, dynamic_batch: bool) -> None:
     p.add_argument("--max-drop", type=float, default=1.0, help="allowed top-1 accuracy drop in points (default 1.0; exit 3 above)")
+    p.add_argument("--min-top1", type=float, default=0.0,
+                   help="least top-1 %% every file must reach on the held-out clips (default 0: off; exit 3 below)")
     p.add_argument("--seed", type=int, default=0)
     if dynamic_batch:
         p.add_argument("--dynamic-batch", action="store_true", help="ONNX: dynamic batch axis (default: static batch 1)")
@@ -93,8 +95,8 @@ def cmd_quantize(args) -> int:
     formats = list(args.format) + (["edgetpu"] if args.edgetpu else [])
     return _print_report(lambda: quantize(
         args.model, args.calib, args.out, formats=formats, mode=args.mode, io=args.io, samples=args.samples,
-        verify_samples=args.verify_samples, max_drop=args.max_drop, dynamic_batch=args.dynamic_batch,
-        split=args.split, seed=args.seed, streaming=args.streaming,
+        verify_samples=args.verify_samples, max_drop=args.max_drop, min_top1=args.min_top1,
+        dynamic_batch=args.dynamic_batch, split=args.split, seed=args.seed, streaming=args.streaming,
         lstm_kernel=args.lstm_kernel, onnx_int8=args.onnx_int8,
     ))
 
@@ -104,8 +106,8 @@ def cmd_export(args) -> int:
 
     return _print_report(lambda: export(
         args.model, args.out, data=args.data, formats=args.format, mode=args.mode,
-        verify_samples=args.verify_samples, max_drop=args.max_drop, dynamic_batch=args.dynamic_batch,
-        split=args.split, seed=args.seed, streaming=args.streaming,
+        verify_samples=args.verify_samples, max_drop=args.max_drop, min_top1=args.min_top1,
+        dynamic_batch=args.dynamic_batch, split=args.split, seed=args.seed, streaming=args.streaming,
         lstm_kernel=args.lstm_kernel, onnx_int8=args.onnx_int8,
     ))
 
@@ -116,7 +118,8 @@ def cmd_verify(args) -> int:
 
     def call():
         comparison = verify(args.file, args.reference, args.data, split=args.split, samples=args.samples,
-                            max_drop=args.max_drop, seed=args.seed, device=args.device, report=args.report)
+                            max_drop=args.max_drop, min_top1=args.min_top1, seed=args.seed, device=args.device,
+                            report=args.report)
         return ExportReport(None, args.report, (), (comparison,))
 
     return _print_report(call)
