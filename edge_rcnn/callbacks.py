@@ -1,7 +1,10 @@
 """The training loop's bookkeeping as one Keras callback (imports TensorFlow: load it lazily).
 
-Per epoch it shows a progress bar, keeps ``best.keras`` (best val accuracy) and ``last.keras``
-plus ``state.json`` for resuming, and stops early after ``patience`` epochs without progress.
+Per epoch it shows a progress bar, keeps ``best.keras`` (best val accuracy, the lower val loss
+among equals) and ``last.keras`` plus ``state.json`` for resuming, and stops early after
+``patience`` epochs without progress. Progress is a better val accuracy or a val loss at least
+``LOSS_PROGRESS`` below the best so far: while a model climbs out of a plateau its accuracy
+stays flat for epochs while its loss already falls, and stopping there would keep the plateau.
 All writes go through temp-file-then-rename.
 """
 
@@ -15,6 +18,8 @@ from edge_rcnn._keras import keras
 from edge_rcnn._util import atomic_path, progress, write_json_atomic
 from edge_rcnn.config import ModelConfig
 
+LOSS_PROGRESS = 0.01  # relative fall of the best val loss that counts as progress
+
 
 class RunKeeper(keras().callbacks.Callback):
     def __init__(self, out: Path, config: ModelConfig, train_config: dict[str, Any],
@@ -24,6 +29,8 @@ class RunKeeper(keras().callbacks.Callback):
         state = state or {}
         self.history: dict[str, list[float]] = state.get("history", {})
         self.best: float = state.get("best", -1.0)
+        self.best_loss: float = state.get("best_loss", float("inf"))
+        self.best_model_loss: float = state.get("best_model_loss", float("inf"))
         self.wait: int = state.get("wait", 0)
         self.seconds: float = state.get("seconds", 0.0)
         self.patience: int = train_config["patience"]
@@ -52,14 +59,19 @@ class RunKeeper(keras().callbacks.Callback):
             self._bar.set_postfix(loss=f"{logs.get('loss', 0):.3f}", acc=f"{logs.get('accuracy', 0):.3f}",
                                   val_acc=f"{val_acc:.3f}")
             self._bar.close()
-        if val_acc > self.best:
-            self.best, self.wait = val_acc, 0
+        val_loss = logs.get("val_loss", float("inf"))
+        better_loss = val_loss < self.best_loss * (1.0 - LOSS_PROGRESS)
+        self.best_loss = min(self.best_loss, val_loss)
+        if val_acc > self.best or (val_acc == self.best and val_loss < self.best_model_loss):
+            self.wait = 0 if val_acc > self.best or better_loss else self.wait + 1
+            self.best, self.best_model_loss = val_acc, val_loss
             self._save(self.out / "best.keras")
         else:
-            self.wait += 1
+            self.wait = 0 if better_loss else self.wait + 1
         self._save(self.out / "last.keras")  # with the optimizer state, for resume
         write_json_atomic(self.out / "state.json", {
-            "epoch": epoch + 1, "best": self.best, "wait": self.wait, "seconds": self.seconds,
+            "epoch": epoch + 1, "best": self.best, "best_loss": self.best_loss,
+            "best_model_loss": self.best_model_loss, "wait": self.wait, "seconds": self.seconds,
             "history": self.history, "config": self.config.to_dict(), "train_config": self.train_config,
         })
         if self.wait >= self.patience:

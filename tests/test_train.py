@@ -164,3 +164,33 @@ def test_image_mode_trains_exports_and_predicts(tmp_path):
     image = x[0, 0]
     expected = model.predict(normalize(image[None], config), verbose=0)[0]
     np.testing.assert_allclose(predictor.predict(image).probs, expected, atol=1e-4)
+
+
+def test_early_stopping_waits_while_the_val_loss_still_falls(tmp_path):
+    from edge_rcnn._keras import keras
+    from edge_rcnn.callbacks import RunKeeper
+
+    k = keras()
+    model = k.Sequential([k.Input((2,)), k.layers.Dense(2)])
+    config = tiny_model_config()
+    keeper = RunKeeper(tmp_path, config, {"patience": 3, "epochs": 30}, None, steps=1)
+    keeper.set_model(model)
+    epoch = 0
+
+    def end(acc, loss):
+        nonlocal epoch
+        keeper.on_epoch_begin(epoch)
+        keeper.on_epoch_end(epoch, {"loss": loss, "val_accuracy": acc, "val_loss": loss})
+        epoch += 1
+
+    end(0.25, 1.40)
+    for loss in (1.30, 1.20, 1.10, 1.00, 0.90):  # a plateau in accuracy, but the model is learning
+        end(0.25, loss)
+    assert not model.stop_training and keeper.wait == 0
+    end(0.25, 0.895)  # less than LOSS_PROGRESS better: no progress
+    end(0.25, 0.95)
+    assert not model.stop_training and keeper.wait == 2
+    end(0.25, 0.95)
+    assert model.stop_training and keeper.stopped_early
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["best"] == 0.25 and state["best_model_loss"] == 0.895  # the lowest loss among equals
