@@ -20,18 +20,18 @@ from __future__ import annotations
 
 from onnx import numpy_helper
 
-FIRST_LAYER_CHANNELS = 4  # a first conv reading this few channels (RGB, grey) is a stem
+FIRST_LAYER_CHANNELS = 6  # a first conv reading this few channels (RGB, grey, or a pair of frames) is a stem
 NARROW_DEPTHWISE = 32  # a depthwise conv over fewer channels than this is slower in int8 on ORT
 
 
 def leading_float_convs(proto) -> list[str]:
-    """Names of the CNN's first convs that ORT runs faster in float: the stem and the narrow
+    """Names of the backbone's first convs that ORT runs faster in float: the stem and the narrow
     depthwise convs right after it, up to the first conv that is neither."""
     weights = {init.name: init for init in proto.graph.initializer}
     names = []
-    for node in proto.graph.node:  # topological order: the first Conv is the stem
-        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in weights:
-            continue
+    for node in proto.graph.node:  # topological order: the backbone's first Conv is the stem
+        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in weights or "backbone/" not in node.name:
+            continue  # the fixed motion-cue convs read the pixels too, but are not the CNN
         out_channels, in_per_group = numpy_helper.to_array(weights[node.input[1]]).shape[:2]
         group = next((a.i for a in node.attribute if a.name == "group"), 1)
         depthwise = group > 1 and group == out_channels and in_per_group == 1

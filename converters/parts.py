@@ -22,7 +22,7 @@ import numpy as np
 from converters.calibration import ArrayReader, ClipReader, FeedReader
 from edge_rcnn.stepper import state_names
 from edge_rcnn.data import normalize
-from edge_rcnn.config import InputMode
+from edge_rcnn.config import InputMode, Motion
 from edge_rcnn.errors import ConfigError, ConversionError
 
 FRAMES_PER_CLIP = 4  # encoder calibration: this many evenly spaced frames of each calibration clip
@@ -59,10 +59,10 @@ def build_graph(job, batch_size: int | None, unroll: bool | None = None):
 def input_shapes(job, batch_size: int | None) -> dict[str, tuple[int | None, ...]]:
     """Every input of ``job.part``'s graph by name, with its batch axis (the head's are static)."""
     if job.part is Part.STREAM_HEAD:
-        states = {name: (job.config.frames, job.config.units) for name in state_names(job.config)}
+        states = {name: (job.config.steps, job.config.units) for name in state_names(job.config)}
         return {"feature": (1, feature_dim(job)), **states}
     name = "frames" if job.part is Part.CLIP else "frame"
-    shape = job.config.input_shape if job.part is Part.CLIP else (*job.config.input_size, job.config.channels)
+    shape = job.config.input_shape if job.part is Part.CLIP else (*job.config.input_size, job.config.encoder_channels)
     return {name: (batch_size, *shape)}
 
 
@@ -82,22 +82,40 @@ def calibration_reader(job, input_name: str):
     return FeedReader(step_feeds(job))
 
 
+def encoder_inputs(clips_uint8: np.ndarray, config) -> np.ndarray:
+    """uint8 ``[N, T, H, W, C]`` -> the encoder's inputs ``[N, S, H, W, C or 2C]`` (still uint8):
+    the frames themselves, or (``motion=pair``) each frame from the second on stacked with the
+    one before it, as the clip model's ``frame_pairs`` stacks them."""
+    if not config.pairs:
+        return clips_uint8
+    return np.concatenate([clips_uint8[:, 1:], clips_uint8[:, :-1]], axis=-1)
+
+
 def calibration_frames(job) -> np.ndarray:
-    """Normalized frames ``[N * k, H, W, C]``: ``FRAMES_PER_CLIP`` evenly spaced frames of each clip."""
-    clips = job.calibration.clips
-    pick = np.unique(np.linspace(0, clips.shape[1] - 1, FRAMES_PER_CLIP).round().astype(int))
-    frames = clips[:, pick].reshape(-1, *clips.shape[2:])
-    return normalize(frames, job.config)
+    """Normalized encoder inputs ``[N * k, H, W, C or 2C]``: ``FRAMES_PER_CLIP`` evenly spaced
+    steps of each clip."""
+    steps = encoder_inputs(job.calibration.clips, job.config)
+    pick = np.unique(np.linspace(0, steps.shape[1] - 1, FRAMES_PER_CLIP).round().astype(int))
+    return normalize_steps(steps[:, pick].reshape(-1, *steps.shape[2:]), job.config)
+
+
+def normalize_steps(steps_uint8: np.ndarray, config) -> np.ndarray:
+    """``normalize`` for encoder inputs: a frame pair is two frames with the same normalization."""
+    if not config.pairs:
+        return normalize(steps_uint8, config)
+    c = config.channels
+    return np.concatenate([normalize(steps_uint8[..., :c], config), normalize(steps_uint8[..., c:], config)], -1)
 
 
 def float_features(job, clips_uint8: np.ndarray, batch: int = 64) -> np.ndarray:
-    """The float encoder's features ``[N, T, F]`` of uint8 clips (the head's calibration input)."""
+    """The float encoder's step features ``[N, S, F]`` of uint8 clips (the head's calibration input)."""
     encoder = job.model.get_layer("frames_cnn").layer
-    n, t = clips_uint8.shape[:2]
-    frames = clips_uint8.reshape(n * t, *clips_uint8.shape[2:])
-    out = [np.asarray(encoder(normalize(frames[i : i + batch], job.config), training=False), np.float32)
-           for i in range(0, len(frames), batch)]
-    return np.concatenate(out).reshape(n, t, -1)
+    steps = encoder_inputs(clips_uint8, job.config)
+    n, s = steps.shape[:2]
+    flat = steps.reshape(n * s, *steps.shape[2:])
+    out = [np.asarray(encoder(normalize_steps(flat[i : i + batch], job.config), training=False), np.float32)
+           for i in range(0, len(flat), batch)]
+    return np.concatenate(out).reshape(n, s, -1)
 
 
 def step_feeds(job, limit: int = HEAD_CALIBRATION_STEPS) -> list[dict[str, np.ndarray]]:
@@ -129,7 +147,8 @@ def metadata(job, fmt, *, mode: str, input: dict[str, Any], output: dict[str, An
         mode_ = job.settings.mode
         meta["stream"] = {
             "role": "encoder" if job.part is Part.STREAM_ENCODER else "head",
-            "feature_dim": feature_dim(job), "frames": job.config.frames,
+            "feature_dim": feature_dim(job), "frames": job.config.frames, "steps": job.config.steps,
+            "motion": job.config.motion.value,
             "encoder": file_name(fmt, mode_, Part.STREAM_ENCODER.value),
             "head": file_name(fmt, mode_, Part.STREAM_HEAD.value),
         }

@@ -38,7 +38,8 @@ def build_backbone(config) -> object:
 
 
 def _frame_input(config):
-    return keras().Input((*config.input_size, config.channels), name="frame")
+    # A frame, or (motion=pair) a frame stacked with the previous one on channels.
+    return keras().Input((*config.input_size, config.encoder_channels), name="frame")
 
 
 @register_backbone("tiny")

@@ -30,6 +30,16 @@ class InputMode(str, enum.Enum):
     IMAGE = "image"  # one image; the RNN reads the CNN feature map row by row
 
 
+class Motion(str, enum.Enum):
+    """What one step of the RNN sees (clip mode)."""
+
+    # Its frame and the previous one, stacked on channels (T frames -> T - 1 steps), and per grid
+    # cell the products of spatial and temporal brightness gradients (Lucas-Kanade's terms).
+    GRADIENT = "gradient"
+    PAIR = "pair"  # the frame pair alone: the CNN has to learn motion from the stacked frames
+    NONE = "none"  # its frame alone: T frames -> T steps; motion only through the RNN's memory
+
+
 class Normalization(str, enum.Enum):
     """How uint8 pixels become model inputs: ``(pixel / 255 - mean) / std`` per channel."""
 
@@ -68,6 +78,15 @@ class ModelConfig:
     ``frames`` is T (ignored in ``image`` mode), ``input_size`` is (height, width), ``width`` is
     the backbone's base number of filters, ``units`` the RNN size, ``layers`` the number of
     stacked RNN layers.
+
+    The frame encoder (clip mode) keeps where things are: ``grid`` > 0 projects the backbone's
+    map to ``projection`` channels (1x1 conv) and averages it into a ``grid`` x ``grid`` layout
+    of cells, flattened; ``grid=0`` is one global average (what is in the frame, not where).
+    ``motion=pair`` feeds each RNN step a frame stacked with the one before it, so the first
+    convolutions see local motion itself rather than two textures the RNN has to compare;
+    ``motion=gradient`` (the default) adds, per grid cell, averages of products of the pair's
+    spatial and temporal brightness gradients: their signs say which way the content moves
+    whatever its texture.
     """
 
     labels: tuple[str, ...]
@@ -83,6 +102,9 @@ class ModelConfig:
     mode: InputMode = InputMode.CLIP
     normalization: Normalization = Normalization.SYMMETRIC
     color_order: str = "rgb"
+    motion: Motion | None = None  # None: GRADIENT for clip models, NONE for image models
+    grid: int | None = None  # None: DEFAULT_GRID for clip models, 0 for image models
+    projection: int = 16
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -121,6 +143,16 @@ class ModelConfig:
         set_("dropout", float(self.dropout))
         if self.color_order not in ("rgb", "bgr"):
             raise choices_error("color_order", self.color_order, ["rgb", "bgr"])
+        clip = self.mode is InputMode.CLIP
+        motion = (Motion.GRADIENT if clip else Motion.NONE) if self.motion is None else parse_enum(Motion, self.motion, "motion")
+        grid = (DEFAULT_GRID if clip else 0) if self.grid is None else self.grid
+        _check_int("grid", grid, 0, 32)
+        _check_int("projection", self.projection, 1, 512)
+        if not clip and (motion is not Motion.NONE or grid):
+            raise ConfigError(f"motion={motion.value}, grid={grid}: clip-mode settings; an image model reads "
+                              "its feature map row by row (expected motion none and grid 0 in image mode)")
+        set_("motion", motion)
+        set_("grid", grid)
 
     @property
     def num_classes(self) -> int:
@@ -129,6 +161,21 @@ class ModelConfig:
     @property
     def mean_std(self) -> tuple[list[float], list[float]]:
         return self.normalization.mean_std(self.channels)
+
+    @property
+    def steps(self) -> int:
+        """RNN steps per clip: one per frame, or one per pair of consecutive frames."""
+        return self.frames - 1 if self.pairs else self.frames
+
+    @property
+    def pairs(self) -> bool:
+        """Whether each step reads a frame stacked with the previous one."""
+        return self.motion is not Motion.NONE
+
+    @property
+    def encoder_channels(self) -> int:
+        """Channels of the frame encoder's input: the frame's, twice for a frame pair."""
+        return 2 * self.channels if self.pairs else self.channels
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -160,7 +207,7 @@ class ModelConfig:
             raise ConfigError(f"model config: unknown keys {unknown}; expected some of {sorted(known)}")
         if "labels" not in data:
             raise ConfigError("model config: missing 'labels'")
-        kwargs = dict(data)
+        kwargs = {**LEGACY_FIELDS, **data}
         if "input_size" in kwargs and isinstance(kwargs["input_size"], list):
             kwargs["input_size"] = tuple(kwargs["input_size"])
         return cls(**kwargs)
@@ -175,6 +222,11 @@ class ModelConfig:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"model config: not valid JSON ({exc})") from None
         return cls.from_dict(data)
+
+
+DEFAULT_GRID = 4
+# A config saved before a field existed describes a model built without it.
+LEGACY_FIELDS = {"motion": Motion.NONE.value, "grid": 0}
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> None:

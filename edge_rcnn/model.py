@@ -3,8 +3,9 @@
 Layer names are part of the contract with the converters: ``frames_cnn`` (the per-frame
 encoder applied over time), ``rnn_0``..``rnn_{L-1}`` and ``classifier``.
 
-clip mode:  (T, H, W, C) -> TimeDistributed(backbone + global average pool) -> (T, F)
-            -> RNN x layers -> Dense softmax
+clip mode:  (T, H, W, C) -> [motion=pair: frames 1..T-1 stacked with frames 0..T-2, (T-1, H, W, 2C)]
+            -> TimeDistributed(backbone + layout: projected grid cells or global average)
+            -> (steps, F) -> RNN x layers -> Dense softmax
 image mode: (H, W, C) -> backbone -> (h, w, c) -> rows as a sequence (h, w*c) -> RNN -> Dense
 """
 
@@ -16,21 +17,166 @@ import os
 import zipfile
 from pathlib import Path
 
+import numpy as np
+
 from edge_rcnn._keras import keras
-from edge_rcnn.backbones import build_backbone
-from edge_rcnn.config import InputMode, ModelConfig, RnnType
+from edge_rcnn.backbones import BN_MOMENTUM, build_backbone
+from edge_rcnn.config import InputMode, ModelConfig, Motion, RnnType
 from edge_rcnn.errors import ModelFileError, first_line
 
 CONFIG_ENTRY = "edge_rcnn_config.json"  # our file inside the .keras zip
 
 
+# Scales (pixels averaged per side) at which the gradient cues are computed: a gradient-based
+# motion estimate holds for shifts below about one pixel, so each scale covers a faster motion.
+CUE_SCALES = (1, 2, 4, 8)
+# A gradient saturates at this many grey levels: a cue is about the sign of a gradient, so a faint
+# texture tells the direction as well as a strong one. Chosen with a linear probe of the cues on the
+# camera set's unseen photographs (benchmarks/results/motion-*.md).
+CUE_SATURATION_GREY_LEVELS = 0.25
+CUE_MIN_SIDE = 8  # a scale whose map is smaller than this (or than two cells per grid cell) is left out
+
+
 def build_frame_encoder(config: ModelConfig, batch_size: int | None = None):
-    """One frame ``(H, W, C)`` -> feature vector ``(F,)``: the backbone plus global pooling."""
+    """One encoder input ``(H, W, config.encoder_channels)`` -> feature vector ``(F,)``.
+
+    ``grid`` > 0: a 1x1 projection (BN, ReLU6) then an average over each of ``grid`` x ``grid``
+    cells (the last cells are narrower when the map does not divide), flattened: the RNN learns
+    where things are and where they go. ``grid=0``: one global average. ``motion=gradient`` mixes
+    each cell's appearance with its gradient cues (``gradient_cues``): one learned 1x1 projection
+    per source, added, then ReLU6, so the RNN reads ``grid * grid * projection`` features.
+    Sources meet in an addition rather than a concatenation: an int8 concatenation of tensors
+    with different ranges needs requantize ops, an int8 addition rescales its inputs itself.
+    """
     k = keras()
-    inp = k.Input((*config.input_size, config.channels), batch_size=batch_size, name="frame")
-    x = build_backbone(config)(inp)
-    x = k.layers.GlobalAveragePooling2D(name="gap")(x)
-    return k.Model(inp, x, name="frame_encoder")
+    L = k.layers
+    inp = k.Input((*config.input_size, config.encoder_channels), batch_size=batch_size, name="frame")
+    fmap = build_backbone(config)(inp)
+    if not config.grid and config.motion is not Motion.GRADIENT:
+        return k.Model(inp, L.GlobalAveragePooling2D(name="gap")(fmap), name="frame_encoder")
+    x = L.Conv2D(config.projection, 1, use_bias=False, name="project_conv")(fmap)
+    x = L.BatchNormalization(momentum=BN_MOMENTUM, name="project_bn")(x)
+    x = L.ReLU(6.0, name="project_relu6")(x)
+    cells = _cells(config, x, "grid_pool")
+    if config.motion is Motion.GRADIENT:
+        sources = [_projected(config, cells, "mix_appearance"), *gradient_cues(config, inp)]
+        cells = sources[0]
+        for n, source in enumerate(sources[1:]):  # int8 ADD is binary
+            cells = L.Add(name=f"mix_add{n}")([cells, source])
+        cells = L.ReLU(6.0, name="mix_relu6")(cells)
+    return k.Model(inp, L.Flatten(name="cells")(cells), name="frame_encoder")
+
+
+def _cells(config: ModelConfig, x, name: str):
+    """Average ``x`` over ``grid`` x ``grid`` cells (global average for ``grid=0``, kept 4-D)."""
+    L = keras().layers
+    height, width = x.shape[1:3]
+    if not config.grid:
+        pool = (height, width)
+    else:
+        pool = (-(-height // min(config.grid, height)), -(-width // min(config.grid, width)))
+    return L.AveragePooling2D(pool, strides=pool, padding="same", name=name)(x)
+
+
+def _projected(config: ModelConfig, x, name: str):
+    """A learned 1x1 projection to ``projection`` channels with BN (folded into the conv on export)."""
+    L = keras().layers
+    x = L.Conv2D(config.projection, 1, use_bias=False, name=f"{name}_conv")(x)
+    return L.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+
+
+def _fixed_conv(filters: int, size: int, kernel: np.ndarray, name: str, bias=None):
+    L, k = keras().layers, keras()
+    bias_init = None if bias is None else k.initializers.Constant(list(bias) if np.ndim(bias) else float(bias))
+    return L.Conv2D(filters, size, padding="same", use_bias=bias is not None, trainable=False, name=name,
+                    kernel_initializer=k.initializers.Constant(kernel.tolist()),
+                    **({"bias_initializer": bias_init} if bias_init is not None else {}))
+
+
+def gradient_cues(config: ModelConfig, pair) -> list:
+    """Motion cues of a frame pair: per scale, the cell averages of its cue terms, projected.
+
+    ``I`` is the pair's brightness (channel mean), ``Ix, Iy`` its spatial gradient (central
+    differences of the two frames' mean) and ``It`` the new frame minus the previous one, each at
+    scales 1, 2, 4 (, 8): the image averaged over s x s pixels, so a fast motion is seen where it
+    moves less than a pixel. For content moving by ``(u, v)``, ``It = -(u Ix + v Iy)``: where
+    ``Ix`` and ``It`` have opposite signs the content moves right, whatever the texture.
+
+    Each gradient is saturated around its sign, ``ReLU6(gain * g + 3)`` (3 is zero), so a cue is
+    about signs, not contrast, then split into its positive and negative parts. The terms are the
+    products of spatial and temporal parts (``x+ t+``, ``x+ t-``, ...: where content goes) and
+    the parts themselves (how much texture and change there is), averaged over each grid cell. A
+    pattern over cells says pan, zoom or an object's path.
+
+    Each scale's gradients are one fixed (untrained) convolution straight from the pair's pixels
+    (kernel 3s, stride s): an int8 file computes them in 32-bit sums of the input pixels and rounds
+    only after the saturation, so it takes the same signs as the float model. The rest is fixed
+    1x1 convolutions, one multiplication and average pools: int8 builtins throughout.
+    """
+    L, k = keras().layers, keras()
+    c = config.channels
+    # One grey level is 1 / (255 std) in normalized units: the gain saturates at CUE_SATURATION_GREY_LEVELS.
+    grey_level = 1.0 / (255.0 * float(np.mean(config.mean_std[1])))
+    gain = 3.0 / (CUE_SATURATION_GREY_LEVELS * grey_level)
+    # Signed parts [x+, x-, y+, y-, t+, t-] = ReLU6(+-2 (s - 3)) of the saturated gradients s.
+    split = np.zeros((1, 1, 3, 6), np.float32)
+    for g in range(3):
+        split[0, 0, g, 2 * g], split[0, 0, g, 2 * g + 1] = 2.0, -2.0
+    # The terms as one product A * B: A picks a spatial part and B a temporal part (8 products),
+    # then A picks each part and B is the constant 6 (the parts themselves, on the products' scale).
+    pick_a, pick_b = np.zeros((1, 1, 6, 14), np.float32), np.zeros((1, 1, 6, 14), np.float32)
+    for n, (spatial, temporal) in enumerate((s, t) for s in range(4) for t in (4, 5)):
+        pick_a[0, 0, spatial, n], pick_b[0, 0, temporal, n] = 1.0, 1.0
+    for part in range(6):
+        pick_a[0, 0, part, 8 + part] = 1.0
+    six = [0.0] * 8 + [6.0] * 6
+    height = config.input_size[0]
+    least = max(CUE_MIN_SIDE, 2 * config.grid)
+    projected = []
+    for n, scale in enumerate([s for s in CUE_SCALES if height // s >= least] or [1]):
+        kernel = _gradient_kernel(scale, c, gain)
+        # The bias 3 centres the saturation. Each scale's bias differs by a thousandth: the TFLite
+        # converter merges equal constant tensors, and a bias shared by convolutions whose weights
+        # have different scales is quantized for the first of them only (int8 cues measured off by
+        # 3% of their range at every scale but the first).
+        y = L.Conv2D(3, kernel.shape[0], strides=scale, padding="same", trainable=False, name=f"cue_gradients{scale}",
+                     kernel_initializer=k.initializers.Constant(kernel.tolist()),
+                     bias_initializer=k.initializers.Constant(3.0 + 1e-3 * n))(pair)
+        y = L.ReLU(6.0, name=f"cue_saturated{scale}")(y)
+        y = L.ReLU(6.0, name=f"cue_parts{scale}")(_fixed_conv(6, 1, split, f"cue_split{scale}", [-6.0, 6.0] * 3)(y))
+        terms = L.Multiply(name=f"cue_terms{scale}")([
+            _fixed_conv(14, 1, pick_a, f"cue_a{scale}")(y), _fixed_conv(14, 1, pick_b, f"cue_b{scale}", six)(y)])
+        projected.append(_projected(config, _cells(config, terms, f"cue_cells{scale}"), f"mix_cues{scale}"))
+    return projected
+
+
+def _gradient_kernel(scale: int, channels: int, gain: float) -> np.ndarray:
+    """``(3s, 3s, 2C, 3)``: ``gain * [Ix, Iy, It]`` of the pair's s x s block averages, as one
+    convolution with stride s (the centre block is the output pixel's own block)."""
+    s = scale
+    kernel = np.zeros((3 * s, 3 * s, 2 * channels, 3), np.float32)
+    block = gain / (s * s * channels)  # average over the block and the channels
+    centre, before, after = slice(s, 2 * s), slice(0, s), slice(2 * s, 3 * s)
+    for frame, sign in ((slice(0, channels), 1.0), (slice(channels, None), -1.0)):
+        kernel[centre, after, frame, 0] += block / 4  # half a central difference, half from each frame
+        kernel[centre, before, frame, 0] -= block / 4
+        kernel[after, centre, frame, 1] += block / 4
+        kernel[before, centre, frame, 1] -= block / 4
+        kernel[centre, centre, frame, 2] += sign * block  # new frame minus previous one
+    return kernel
+
+
+def frame_pairs(config: ModelConfig, frames):
+    """``(T, H, W, C)`` -> ``(T - 1, H, W, 2C)``: frame t stacked with frame t - 1, t = 1..T-1.
+
+    Built from slices and a concatenation (int8 builtins in TFLite, plain ops in ONNX), so the
+    exported clip model takes the same T frames as before; a stream runs the encoder once per
+    frame on (new frame, previous frame) and keeps the previous frame itself.
+    """
+    L = keras().layers
+    current = L.Cropping3D(((1, 0), (0, 0), (0, 0)), name="frames_current")(frames)
+    previous = L.Cropping3D(((0, 1), (0, 0), (0, 0)), name="frames_previous")(frames)
+    return L.Concatenate(axis=-1, name="frame_pairs")([current, previous])
 
 
 def _rnn_layer(config: ModelConfig, index: int, last: bool, unroll: bool | None):
@@ -64,7 +210,8 @@ def build_model(config: ModelConfig, batch_size: int | None = None, unroll: bool
         seq = k.layers.Reshape((h, w * c), name="rows")(fmap)
         return k.Model(inp, _temporal_stack(config, seq, unroll), name="rcnn_image")
     inp = k.Input(config.input_shape, batch_size=batch_size, name="frames")
-    feats = k.layers.TimeDistributed(build_frame_encoder(config), name="frames_cnn")(inp)
+    steps = frame_pairs(config, inp) if config.pairs else inp
+    feats = k.layers.TimeDistributed(build_frame_encoder(config), name="frames_cnn")(steps)
     return k.Model(inp, _temporal_stack(config, feats, unroll), name="rcnn_clip")
 
 
@@ -73,13 +220,13 @@ def feature_dim(encoder) -> int:
 
 
 def build_temporal_head(config: ModelConfig, features: int, batch_size: int | None = 1, unroll: bool = True):
-    """Cached frame features ``(T, F)`` -> class probabilities.
+    """Cached step features ``(steps, F)`` -> class probabilities.
 
     Unrolled by default so the exported file holds no recurrent state between calls: each call
     reads exactly the T features it is given (the streaming window), as a fresh clip would.
     """
     k = keras()
-    inp = k.Input((config.frames, features), batch_size=batch_size, name="features")
+    inp = k.Input((config.steps, features), batch_size=batch_size, name="features")
     return k.Model(inp, _temporal_stack(config, inp, unroll), name="temporal_head")
 
 

@@ -1,17 +1,19 @@
 """The streaming head as one recurrent step over T staggered windows ("step head").
 
-A camera stream wants, after every frame, the clip model's answer on the last T frames. The RNN
-is not shift-invariant, so the T windows that end at T consecutive frames share no state. The
-step head keeps all T of them in flight at once: T state rows ("slots"), slot ``s`` started at
-a frame ``f`` with ``f % T == s``. On each new frame feature ``x`` it advances every slot by one
-step in one batched call -- one ``(1, F) x (F, G)`` input projection shared by all slots, one
-``(T, U) x (U, G)`` recurrent product -- and classifies every slot's new hidden state. The slot
-that has now read exactly T frames gives the answer; the runtime then zeroes the oldest slot,
-which starts the next window. This is exactly the clip model on the last T frames (zero initial
-state, same weights, same gate equations), at the cost of one step per frame instead of T.
+A camera stream wants, after every frame, the clip model's answer on the last T frames: S RNN
+steps, one per frame (S = T) or, for ``motion=pair`` models, one per pair of consecutive frames
+(S = T - 1; the runtime keeps the previous frame and runs the encoder once per frame on the
+pair). The RNN is not shift-invariant, so the S windows that end at S consecutive steps share no
+state. The step head keeps all S of them in flight at once: S state rows ("slots"), slot ``s``
+started at a step ``n`` with ``n % S == s``. On each new step feature ``x`` it advances every
+slot by one step in one batched call -- one ``(1, F) x (F, G)`` input projection shared by all
+slots, one ``(S, U) x (U, G)`` recurrent product -- and classifies every slot's new hidden state.
+The slot that has now read exactly S steps gives the answer; the runtime then zeroes the oldest
+slot, which starts the next window. This is exactly the clip model on the last T frames (zero
+initial state, same weights, same gate equations), at the cost of one step per frame instead of S.
 
-Inputs: ``feature`` ``[1, F]``, then per layer ``h`` (and ``c`` for LSTM) ``[T, U]``.
-Outputs: ``probs`` ``[T, classes]``, then the new states in the same order as the inputs.
+Inputs: ``feature`` ``[1, F]``, then per layer ``h`` (and ``c`` for LSTM) ``[S, U]``.
+Outputs: ``probs`` ``[S, classes]``, then the new states in the same order as the inputs.
 The files keep no state between calls: the runtime holds the state arrays and passes them in.
 """
 
@@ -86,7 +88,7 @@ def build_step_head(model, config: ModelConfig):
     logging.getLogger("tensorflow").addFilter(_QUIET)  # idempotent: a logger keeps one copy of a filter
     if config.mode is not InputMode.CLIP:
         raise ModelFileError("streaming: only clip-mode models have a frame-by-frame head")
-    k, slots, units = keras(), config.frames, config.units
+    k, slots, units = keras(), config.steps, config.units
     features = int(model.get_layer("frames_cnn").layer.output_shape[-1])
     feature = k.Input((features,), batch_size=1, name="feature")
     states = [k.Input((units,), batch_size=slots, name=name) for name in state_names(config)]
@@ -108,16 +110,18 @@ def build_step_head(model, config: ModelConfig):
 
 
 def zero_states(config: ModelConfig) -> list[np.ndarray]:
-    return [np.zeros((config.frames, config.units), np.float32) for _ in state_names(config)]
+    return [np.zeros((config.steps, config.units), np.float32) for _ in state_names(config)]
 
 
 def run_stream(step_fn, features: np.ndarray, config: ModelConfig) -> tuple[np.ndarray, list[list[np.ndarray]]]:
-    """Push ``features`` ``[N, F]`` through ``step_fn(feature, *states) -> (probs, *states)``.
+    """Push step features ``[N, F]`` through ``step_fn(feature, *states) -> (probs, *states)``.
 
-    Returns the probabilities of every full window (``[N - T + 1, classes]``, row ``i`` = frames
-    ``i .. i+T-1``) and the step inputs ``[feature, *states]`` of every push (for calibration).
+    A step feature is the encoder's output for one frame (or, ``motion=pair``, one pair of
+    consecutive frames). Returns the probabilities of every full window (``[N - S + 1, classes]``
+    for S = ``config.steps``, row ``i`` = steps ``i .. i+S-1``) and the step inputs
+    ``[feature, *states]`` of every push (for calibration).
     """
-    slots, states, out, feeds = config.frames, zero_states(config), [], []
+    slots, states, out, feeds = config.steps, zero_states(config), [], []
     for n, feature in enumerate(np.asarray(features, np.float32)):
         for s in states:  # the oldest slot starts a new window at this frame
             s[n % slots] = 0.0

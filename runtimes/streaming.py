@@ -16,7 +16,10 @@ Two ways to get there, one interface (``Stream``):
   feature and all states, which advances every window by this frame; the slot that has now read
   T frames is the window of the last T frames, and its row of the head's probabilities is the
   answer. One CNN pass and one batched RNN step per frame, not T of each; the files hold no
-  state (the states go in and come out of every call).
+  state (the states go in and come out of every call). A pair encoder (``motion=pair`` or
+  ``gradient`` models: its input has twice the frame's channels) reads the new frame stacked with
+  the previous one, which the stream keeps: T frames are then T - 1 steps and slots, and the
+  first frame after a reset only fills the previous-frame half.
 - ``WindowStream``: the fallback without streaming parts -- a ring of the last T preprocessed
   frames and the whole clip model on every push (T CNN passes per frame, same answers).
 
@@ -127,7 +130,13 @@ class FeatureStream(Stream):
         if encoder.output.shape[-1] != feature.shape[-1]:
             raise MetadataError(f"{encoder.path.name} gives {encoder.output.shape[-1]} features per frame; "
                                 f"{head.path.name} reads {feature.shape[-1]}")
-        super().__init__(labels, int(states[0].shape[0]), **options)
+        slots = int(states[0].shape[0])
+        # A pair encoder reads the new frame stacked with the previous one on channels: the stream
+        # keeps the previous frame, and T frames make T - 1 steps (edge_rcnn.stepper).
+        self.pair = frame.layout == "nhwc" and encoder.input.shape[-1] == 2 * frame.channels
+        self._lag = 1 if self.pair else 0
+        super().__init__(labels, slots + self._lag, **options)
+        self.slots = slots
         self.encoder, self.head, self.convert = encoder, head, FrameConverter(frame, encoder.input)
         self.state_shapes = [tuple(s.shape) for s in states]
         self._states = [np.zeros(shape, np.float32) for shape in self.state_shapes]
@@ -136,9 +145,22 @@ class FeatureStream(Stream):
         self._feature_table = byte_table(encoder.output, feature) if is_byte_tensor(encoder.output) else None
         self._scores = OutputScores(head.outputs[0])
         self._probs: np.ndarray | None = None
+        if self.pair:  # [new frame | previous frame] on the channel axis, filled in place
+            self._pair = np.empty((1, *frame.input_size, 2 * frame.channels), encoder.input.dtype)
+            self._channels = frame.channels
 
     def _add(self, frame: np.ndarray, color: str) -> None:
-        raw = self.encoder.run(self.convert(frame, color))
+        x = self.convert(frame, color)
+        if self.pair:
+            c = self._channels
+            if self.frames_seen == 0:  # no previous frame yet: no step, no window has started
+                self._pair[..., c:] = x
+                return
+            self._pair[..., :c] = x
+            x = self._pair
+        raw = self.encoder.run(x)
+        if self.pair:
+            self._pair[..., c:] = self._pair[..., :c]  # this frame is the next pair's previous one
         if self._feature_table is not None:
             feature = look_up(self._feature_table, raw).reshape(self._feature_in.shape)
         else:
@@ -146,14 +168,14 @@ class FeatureStream(Stream):
             feature = dequantize(feature, self.encoder.output) if self.encoder.output.quantized else feature.astype(np.float32)
             if self._feature_in.quantized:
                 feature = quantize(feature, self._feature_in)
-        oldest = self.frames_seen % self.frames  # its window starts here
+        oldest = (self.frames_seen - self._lag) % self.slots  # its window starts at this step
         for state in self._states:
             state[oldest] = 0.0
         self._probs, *self._states = self.head.run_all([feature, *self._states])
 
     def _window_probs(self) -> np.ndarray:
-        # frames_seen counts this frame: the slot that started T frames ago has now read T.
-        return self._scores(self._probs[self.frames_seen % self.frames])
+        # frames_seen counts this frame: the slot that started S steps ago has now read S.
+        return self._scores(self._probs[(self.frames_seen - self._lag) % self.slots])
 
     def reset(self) -> None:
         super().reset()

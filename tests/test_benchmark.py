@@ -223,18 +223,20 @@ def test_mac_counter_on_a_known_stack():
                                      "step": None}  # not an edge-rcnn model: no step head to count
 
 
-@pytest.mark.parametrize("rnn, gates, layers", [("lstm", 4, 1), ("gru", 3, 2)])
-def test_step_head_macs_count_one_projection_and_t_recurrent_products(rnn, gates, layers):
+@pytest.mark.parametrize("rnn, gates, layers, motion", [("lstm", 4, 1, "none"), ("gru", 3, 2, "pair")])
+def test_step_head_macs_count_one_projection_and_s_recurrent_products(rnn, gates, layers, motion):
     from conftest import tiny_model_config
     from edge_rcnn.benchmark.macs import split_clip_macs
     from edge_rcnn.model import build_model
 
-    config = tiny_model_config(rnn=rnn, layers=layers)  # tiny backbone: F = 2 * width = 8 features
-    T, F, U, C = config.frames, 2 * config.width, config.units, config.num_classes
+    # tiny backbone and one global average: F = 2 * width = 8 features; S = T steps, or T - 1 pairs
+    config = tiny_model_config(rnn=rnn, layers=layers, motion=motion, grid=0)
+    S, F, U, C = config.steps, 2 * config.width, config.units, config.num_classes
+    assert S == (config.frames - 1 if motion == "pair" else config.frames)
     macs = split_clip_macs(build_model(config))
-    deeper = (layers - 1) * T * (U * gates * U + U * gates * U)  # layers >= 2 read each window's own h
-    assert macs["step"] == F * gates * U + T * U * gates * U + deeper + T * U * C
-    assert macs["step"] < macs["head"]  # one step for T windows beats T steps for one
+    deeper = (layers - 1) * S * (U * gates * U + U * gates * U)  # layers >= 2 read each window's own h
+    assert macs["step"] == F * gates * U + S * U * gates * U + deeper + S * U * C
+    assert macs["step"] < macs["head"]  # one step for S windows beats S steps for one
 
 
 def test_peak_int8_macs_uses_the_best_flag():

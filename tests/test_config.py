@@ -21,6 +21,37 @@ def test_defaults_and_roundtrip():
     assert cfg.to_dict()["rnn"] == "gru" and cfg.to_dict()["input_size"] == [48, 48]
 
 
+def test_clip_models_default_to_frame_pairs_with_gradient_cues_on_a_grid():
+    from edge_rcnn.config import Motion
+
+    cfg = ModelConfig(labels=["a", "b"], frames=8)
+    assert cfg.motion is Motion.GRADIENT and cfg.grid == 4 and cfg.steps == 7 and cfg.encoder_channels == 6
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    image = ModelConfig(labels=["a", "b"], mode="image")
+    assert image.motion is Motion.NONE and image.grid == 0 and image.steps == 16
+
+
+def test_a_config_saved_before_motion_and_grid_existed_describes_the_old_model():
+    from edge_rcnn.config import Motion
+
+    old = ModelConfig(labels=["a", "b"]).to_dict()
+    del old["motion"], old["grid"], old["projection"]
+    cfg = ModelConfig.from_dict(old)
+    assert cfg.motion is Motion.NONE and cfg.grid == 0 and cfg.steps == cfg.frames
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"motion": "flow"}, "motion: unknown value 'flow'"),
+    ({"grid": -1}, "grid: expected an integer in 0..32"),
+    ({"projection": 0}, "projection: expected an integer in 1..512"),
+    ({"mode": "image", "motion": "pair"}, "clip-mode settings"),
+    ({"mode": "image", "grid": 4}, "clip-mode settings"),
+])
+def test_bad_motion_settings_name_the_argument(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        ModelConfig(labels=["a", "b"], **kwargs)
+
+
 def test_image_mode_shape_and_normalization():
     cfg = ModelConfig(labels=("x", "y"), mode="image", channels=1, normalization=Normalization.UNIT)
     assert cfg.input_shape == (32, 32, 1)

@@ -312,7 +312,7 @@ def test_onnx_int8_for_cpu_uses_uint8_activations_and_int8_weights(tmp_path, tin
     dtypes = {"activation": set(), "weight": set()}
     for node in q.graph.node:
         if node.op_type == "DequantizeLinear" and len(node.input) > 2 and node.input[2] in inits:
-            kind = "weight" if node.output[0] in {w for n in q.graph.node for w in n.input[1:2]} else "activation"
+            kind = "weight" if node.input[0] in inits else "activation"  # a weight is a stored constant
             dtypes[kind].add(inits[node.input[2]].dtype)
     assert np.dtype(np.uint8) in dtypes["activation"] and dtypes["weight"] <= {np.dtype(np.int8), np.dtype(np.int32)}
     assert weights  # compute nodes were quantized
@@ -367,7 +367,7 @@ def test_onnx_int8_stores_rnn_weights_as_int8(tmp_path, rnn):
     from edge_rcnn.data import normalize
     from edge_rcnn.model import build_model
 
-    config = tiny_model_config(rnn=rnn, frames=4)
+    config = tiny_model_config(rnn=rnn, frames=4, motion="none", grid=0)  # 8 features: the RNN's weights are the subject
     rng = np.random.default_rng(0)
     clips = ClipSet(rng.integers(0, 256, (8, *config.input_shape), dtype=np.uint8), None, "random")
     job = ExportJob(build_model(config), config, ConvertConfig(formats=("onnx",)), tmp_path, "0" * 64, clips, False)
@@ -459,6 +459,21 @@ def test_validate_model_outputs_collects_every_mismatch():
     bad[[1, 4]] += 0.02
     with pytest.raises(AtolError, match=r"2 of 6 clips .*clip 1: .*clip 4: "):
         validate_model_outputs(ref, bad, atol=1e-2)
+
+
+def test_a_model_that_was_useless_in_float_too_fails_min_top1_and_exits_3(tmp_path, tiny_model_file, digits_dir):
+    # The untrained model guesses: float and exported files agree (no drop), so only the floor catches it.
+    code, out, err = run_cli("export", tiny_model_file, "--mode", "float", "--format", "tflite", "--data", digits_dir,
+                             "-o", tmp_path / "floor", "--min-top1", "90")
+    assert code == 3 and err.count("\n") == 1 and "--min-top1 90" in err and "Traceback" not in err
+    doc = json.loads((tmp_path / "floor" / "report.json").read_text())
+    comparison = doc["files"][0]["comparison"]
+    assert comparison["accuracy_drop"] == 0.0 and comparison["accuracy"] < 90 and comparison["min_top1"] == 90.0
+    code, _, _ = run_cli("export", tiny_model_file, "--mode", "float", "--format", "tflite", "--data", digits_dir,
+                         "-o", tmp_path / "no-floor")
+    assert code == 0  # the same file passes without the floor
+    code, _, err = run_cli("export", tiny_model_file, "--format", "tflite", "-o", tmp_path / "bad", "--min-top1", "101")
+    assert code == 2 and "min_top1: expected a top-1 accuracy in percent" in err
 
 
 def test_accuracy_drop_is_reported_and_exits_3(tmp_path, monkeypatch, tiny_model_file, digits_dir):
@@ -781,12 +796,15 @@ def test_streaming_parts_are_int8_and_match_the_clip_model_frame_by_frame(stream
         assert (enc["kind"], head["kind"]) == ("stream_encoder", "stream_head")
         io = {k: head["stream"].pop(k) for k in ("inputs", "outputs")}  # the step head's tensors, in call order
         assert enc["stream"] == {**head["stream"], "role": "encoder"} and head["stream"]["role"] == "head"
-        assert head["stream"]["feature_dim"] == 8 and head["stream"]["frames"] == TINY_FRAMES  # tiny: 2 * width
-        assert enc["input"]["shape"] == [1, 32, 32, 3] and head["input"]["shape"] == [1, 8]  # one frame's feature
+        config = tiny_model_config()
+        F = config.grid ** 2 * config.projection  # every grid cell's projected appearance and motion
+        assert head["stream"]["feature_dim"] == F and head["stream"]["frames"] == TINY_FRAMES
+        assert head["stream"]["steps"] == TINY_FRAMES - 1 and head["stream"]["motion"] == "gradient"
+        assert enc["input"]["shape"] == [1, 32, 32, 6] and head["input"]["shape"] == [1, F]  # a frame pair's feature
         assert len(io["inputs"]) == len(io["outputs"]) == 3  # LSTM: feature, h0, c0 -> probs, h0, c0
         described = info(out / f"stream_head_int8.{ext}")  # listed in call order, as the runtimes read them
         assert [t["name"] for t in described["inputs"]] == io["inputs"] and [t["name"] for t in described["outputs"]] == io["outputs"]
-        assert described["inputs"][0]["shape"] == [1, 8] and described["outputs"][0]["shape"][-1] == len(enc["labels"])
+        assert described["inputs"][0]["shape"] == [1, F] and described["outputs"][0]["shape"][-1] == len(enc["labels"])
         assert "feature" in io["inputs"][0] and io["inputs"][0] == head["input"]["name"] or ext == "tflite"
         assert enc["source_sha256"] == head["source_sha256"] == file_sha256(tiny_model_file)
         assert find_stream_parts(out / f"model_int8.{ext}") == (out / f"stream_encoder_int8.{ext}", out / f"stream_head_int8.{ext}")

@@ -49,13 +49,62 @@ def test_save_load_roundtrip_keeps_config_and_outputs(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
-def test_streaming_split_matches_the_clip_model():
-    cfg = tiny_model_config(rnn="lstm")
+@pytest.mark.parametrize("motion", ["gradient", "none"])
+def test_streaming_split_matches_the_clip_model(motion):
+    cfg = tiny_model_config(rnn="lstm", motion=motion)
     model = build_model(cfg)
     x = np.random.default_rng(2).normal(size=(1, *cfg.input_shape)).astype("float32")
     encoder, head = split_for_streaming(model, cfg)
-    feats = np.concatenate([encoder(x[:, t]).numpy() for t in range(cfg.frames)])[None]
+    steps = np.concatenate([x[:, 1:], x[:, :-1]], -1) if motion != "none" else x  # frame t with frame t - 1
+    feats = np.concatenate([encoder(steps[:, t]).numpy() for t in range(cfg.steps)])[None]
     np.testing.assert_allclose(head(feats).numpy(), model(x).numpy(), atol=1e-5)
+
+
+def test_a_pair_model_reads_t_minus_1_steps_of_stacked_frames():
+    cfg = tiny_model_config(motion="pair", frames=5)
+    model = build_model(cfg)
+    assert model.input_shape == (None, 5, 32, 32, 3)
+    assert model.get_layer("frames_cnn").layer.input_shape == (None, 32, 32, 6)
+    assert model.get_layer("rnn_0").input_shape[1] == 4 == cfg.steps
+
+
+def test_the_grid_keeps_where_things_are_and_the_global_average_does_not():
+    blob = np.zeros((2, 32, 32, 3), np.float32) - 1.0
+    blob[0, 4:12, 4:12] = 1.0  # the same square, top left ...
+    blob[1, 20:28, 20:28] = 1.0  # ... and bottom right
+    outputs = {}
+    for grid in (0, 4):
+        cfg = tiny_model_config(motion="none", grid=grid)
+        encoder = build_model(cfg).get_layer("frames_cnn").layer
+        outputs[grid] = encoder(blob, training=False).numpy()
+    assert outputs[4].shape[-1] == 16 * tiny_model_config().projection
+    assert np.abs(outputs[4][0] - outputs[4][1]).max() > 10 * np.abs(outputs[0][0] - outputs[0][1]).max()
+
+
+def _cue_terms(cfg, cur, prev):
+    from tf_keras import Model
+
+    encoder = build_model(cfg).get_layer("frames_cnn").layer
+    terms = Model(encoder.input, encoder.get_layer("cue_terms2").output)
+    return terms(np.concatenate([cur, prev], -1)[None], training=False).numpy()[0].mean((0, 1))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gradient_cues_tell_left_from_right_whatever_the_texture(seed):
+    import cv2
+
+    cfg = tiny_model_config(motion="gradient", input_size=(64, 64))
+    rng = np.random.default_rng(seed)
+    sigma, contrast = rng.uniform(1.0, 3.0), rng.uniform(0.2, 1.0)
+    texture = contrast * cv2.GaussianBlur(rng.uniform(-1, 1, (80, 80, 3)).astype(np.float32), (0, 0), sigma)
+    still = texture[8:72, 8:72]
+    left = _cue_terms(cfg, texture[8:72, 9:73], still)  # the new frame shows content one pixel further left
+    right = _cue_terms(cfg, texture[8:72, 7:71], still)
+    # terms: Ix+It+, Ix+It-, Ix-It+, Ix-It-, then Iy.., then the parts themselves
+    assert left[0] > 3 * left[1] and left[3] > 3 * left[2]  # Ix and It agree: content moves left
+    assert right[1] > 3 * right[0] and right[2] > 3 * right[3]
+    nothing = _cue_terms(cfg, still, still)
+    assert nothing[:8].max() < 0.05 * left[:8].max()
 
 
 def test_bad_model_files(tmp_path):

@@ -1,5 +1,5 @@
-"""The step head (edge_rcnn.stepper): T staggered windows advanced one frame per call equal the
-clip model on the last T frames, for every RNN type and depth."""
+"""The step head (edge_rcnn.stepper): S staggered windows advanced one step per call equal the
+clip model on the last T frames, for every RNN type and depth, with frames or frame pairs as steps."""
 
 from __future__ import annotations
 
@@ -9,28 +9,34 @@ import pytest
 from conftest import tiny_model_config
 
 
-@pytest.mark.parametrize("rnn, layers", [("lstm", 1), ("gru", 1), ("lstm", 2), ("gru", 2)])
-def test_step_head_equals_the_clip_model_on_every_last_t_window(rnn, layers):
+@pytest.mark.parametrize("rnn, layers, motion, grid", [
+    ("lstm", 1, "pair", 2), ("gru", 1, "pair", 2), ("lstm", 2, "none", 0), ("gru", 2, "none", 2)])
+def test_step_head_equals_the_clip_model_on_every_last_t_window(rnn, layers, motion, grid):
     from edge_rcnn.model import build_model
     from edge_rcnn.stepper import build_step_head, run_stream, state_names
 
-    config = tiny_model_config(rnn=rnn, layers=layers, units=6)
+    config = tiny_model_config(rnn=rnn, layers=layers, units=6, motion=motion, grid=grid)
     model = build_model(config)
     rng = np.random.default_rng(0)
     for w in model.weights:  # larger than the initializers' weights, so a wrong gate shows
-        w.assign(rng.normal(0, 0.5, w.shape).astype(np.float32))
+        value = rng.normal(0, 0.5, w.shape).astype(np.float32)
+        w.assign(np.abs(value) + 0.5 if "moving_variance" in w.name else value)  # a variance is positive
     head = build_step_head(model, config)
     assert [i.name for i in head.inputs] == ["feature", *state_names(config)]
     T, n = config.frames, 3 * config.frames + 5  # windows across the starts of several slot cycles
     encoder = model.get_layer("frames_cnn").layer
     video = rng.uniform(-1, 1, (n, *config.input_size, config.channels)).astype(np.float32)
-    features = np.asarray(encoder(video, training=False))
+    # A pair model's step n reads frame n + 1 stacked with frame n: the stream keeps the previous frame.
+    steps = np.concatenate([video[1:], video[:-1]], axis=-1) if motion == "pair" else video
+    features = np.asarray(encoder(steps, training=False))
+    assert config.steps == (T - 1 if motion == "pair" else T)
     probs, feeds = run_stream(lambda *a: head(list(a), training=False), features, config)
     windows = np.stack([video[i : i + T] for i in range(n - T + 1)])
     expected = np.asarray(model(windows, training=False))
     assert probs.shape == expected.shape == (n - T + 1, config.num_classes)
+    assert np.isfinite(expected).all()
     np.testing.assert_allclose(probs, expected, atol=2e-5)
-    assert len(feeds) == n and all(f[0].shape == (1, features.shape[1]) for f in feeds)
+    assert len(feeds) == len(steps) and all(f[0].shape == (1, features.shape[1]) for f in feeds)
     assert np.abs(feeds[T + 1][1]).max() > 0  # the states really carry each window's history
 
 

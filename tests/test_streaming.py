@@ -180,10 +180,13 @@ def test_push_costs_one_encoder_pass_and_one_head_call(float_dir, monkeypatch):
     monkeypatch.setattr(s.head, "run_all", lambda arrays: head.append([a.shape for a in arrays]) or real(arrays))
     for frame in video:
         s.push(frame)
-    assert len(enc) == 30 and all(shape[0] == 1 and len(shape) == 4 for shape in enc)  # one frame per call
-    # One head step per frame: this frame's feature and the T windows' states, never T features.
+    # One encoder pass per frame on the frame stacked with the previous one (the first frame only
+    # waits for the second): T frames are S = T - 1 steps, and each step is one head call.
+    assert s.pair and s.slots == T - 1
+    assert len(enc) == 29 and all(shape == (1, 32, 32, 6) for shape in enc)
+    # One head step per frame: this step's feature and the S windows' states, never S features.
     F = s.head.input.shape[-1]
-    assert len(head) == 30 and all(shapes[0] == (1, F) and all(x[0] == T for x in shapes[1:]) for shapes in head)
+    assert len(head) == 29 and all(shapes[0] == (1, F) and all(x[0] == T - 1 for x in shapes[1:]) for shapes in head)
     window, clip = WindowStream(p), []
     _counting(monkeypatch, p.runtime, clip)
     for frame in video:

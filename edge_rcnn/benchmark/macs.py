@@ -116,12 +116,13 @@ def split_clip_macs(model) -> dict[str, int]:
 
 def step_head_macs(model) -> int | None:
     """MACs of one streaming step (``edge_rcnn.stepper``): the first layer's input projection once
-    (the new frame's feature is shared by all windows), every other product for T slots. None for
-    a model without edge-rcnn's layer names (``rnn_0``.., ``classifier``)."""
+    (the new frame's feature is shared by all windows), every other product for S slots (the RNN's
+    steps per clip: T, or T - 1 for frame pairs). None for a model without edge-rcnn's layer names
+    (``rnn_0``.., ``classifier``)."""
     names = {layer.name for layer in model.layers}
     if "rnn_0" not in names or "classifier" not in names:
         return None
-    slots = int(model.input_shape[1])
+    slots = int(model.get_layer("rnn_0").input_shape[1])
     macs, i = 0, 0
     while f"rnn_{i}" in names:
         kernel, recurrent = (w.shape for w in model.get_layer(f"rnn_{i}").get_weights()[:2])

@@ -110,6 +110,8 @@ def measure_stream(spec: dict[str, Any]) -> dict[str, Any]:
 
     result["in_push"] = _in_push_times(stream, video, T, runs * T)
     inputs = [stream.convert(f, "rgb").copy() for f in video[:TIME_POOL]]  # convert reuses one buffer
+    if stream.pair:  # a pair encoder reads [frame | previous frame]: any two frames time the same
+        inputs = [np.concatenate([x, x], axis=-1) for x in inputs]
     step = [[np.zeros(t.shape, np.float32) for t in stream.head.inputs]]  # one feature and the T windows' states
     parts = {"encoder_ms": time_calls(enc.run, inputs, warmup, runs),
              "head_ms": time_calls(stream.head.run_all, step, warmup, runs)}
