@@ -194,3 +194,20 @@ def test_early_stopping_waits_while_the_val_loss_still_falls(tmp_path):
     assert model.stop_training and keeper.stopped_early
     state = json.loads((tmp_path / "state.json").read_text())
     assert state["best"] == 0.25 and state["best_model_loss"] == 0.895  # the lowest loss among equals
+
+
+@pytest.mark.slow
+def test_in_frame_motion_is_learned_by_the_default_encoder_and_not_by_a_global_average(tmp_path):
+    """Data built to make a motion-blind model fail: an object moving right, left, down or up that
+    never leaves the frame. The old layout (one global average per frame, no frame pairs) cannot
+    tell where the object goes; the default encoder can."""
+    from edge_rcnn.data.motion import make_motion
+
+    data = make_motion("translate", tmp_path / "translate", clips_per_class=32, frames=8, size=32, progress=False)
+    tc = TrainConfig(epochs=12, batch=8, lr=5e-3, seed=0, patience=12)
+    small = dict(frames=8, input_size=(32, 32), backbone="mobilenet", width=8, units=16)
+    default = train(data, tmp_path / "default", small, tc)
+    blind = train(data, tmp_path / "blind", {**small, "motion": "none", "grid": 0}, tc)
+    assert default.best_val_accuracy >= 0.85, default.history["val_accuracy"]
+    assert blind.best_val_accuracy <= 0.6, blind.history["val_accuracy"]
+    assert default.temporal_check.reversed_top1 < 0.5  # reversed clips move the other way
