@@ -25,6 +25,9 @@ from edge_rcnn.errors import ConfigError, DataError
 from edge_rcnn.temporal_check import TemporalCheck, predict_frame_orders, warn_if_order_blind
 
 
+LR_FLOOR = 0.05  # the learning rate decays to this share of --lr by the last planned epoch
+
+
 class Strategy(str, enum.Enum):
     """How training is spread: TensorFlow's own distribution engine, nothing of ours."""
 
@@ -128,17 +131,21 @@ def train(
                             flip=tc.flip, flip_pairs=tc.flip_pairs)
     val_ds = make_dataset(index.val, mc, batch=tc.batch, training=False, seed=tc.seed)
 
+    steps = -(-len(index.train) // tc.batch)
     with _strategy(tc.strategy, tf_).scope():
         if state is not None:
             model = k.models.load_model(str(out / "last.keras"), safe_mode=True)
         else:
             model = build_model(mc)
+            # Cosine decay from lr to LR_FLOOR * lr over the planned epochs: a constant rate left
+            # val accuracy swinging by several points between the late epochs.
+            schedule = k.optimizers.schedules.CosineDecay(tc.lr, decay_steps=tc.epochs * steps, alpha=LR_FLOOR)
             model.compile(
-                optimizer=k.optimizers.Adam(tc.lr),
+                optimizer=k.optimizers.Adam(schedule),
                 loss="sparse_categorical_crossentropy",
                 metrics=["accuracy"],
             )
-    keeper = RunKeeper(out, mc, _tc_dict(tc), state, steps=-(-len(index.train) // tc.batch))
+    keeper = RunKeeper(out, mc, _tc_dict(tc), state, steps=steps)
     start_epoch = state["epoch"] if state else 0
     started = time.perf_counter()
     if start_epoch < tc.epochs and not keeper.stopped_early:
