@@ -22,7 +22,7 @@ import numpy as np
 from edge_rcnn._keras import keras
 from edge_rcnn.backbones import BN_MOMENTUM, build_backbone
 from edge_rcnn.config import InputMode, ModelConfig, Motion, RnnType
-from edge_rcnn.errors import ModelFileError, first_line
+from edge_rcnn.errors import ConfigError, ModelFileError, first_line
 
 CONFIG_ENTRY = "edge_rcnn_config.json"  # our file inside the .keras zip
 
@@ -59,7 +59,7 @@ def build_frame_encoder(config: ModelConfig, batch_size: int | None = None):
     x = L.ReLU(6.0, name="project_relu6")(x)
     cells = _cells(config, x, "grid_pool")
     if config.motion is Motion.GRADIENT:
-        sources = [_projected(config, cells, "mix_appearance"), *gradient_cues(config, inp)]
+        sources = [_projected(config, cells, "mix_appearance"), *gradient_cues(config, inp, tuple(cells.shape[1:3]))]
         cells = sources[0]
         for n, source in enumerate(sources[1:]):  # int8 ADD is binary
             cells = L.Add(name=f"mix_add{n}")([cells, source])
@@ -67,15 +67,21 @@ def build_frame_encoder(config: ModelConfig, batch_size: int | None = None):
     return k.Model(inp, L.Flatten(name="cells")(cells), name="frame_encoder")
 
 
-def _cells(config: ModelConfig, x, name: str):
-    """Average ``x`` over ``grid`` x ``grid`` cells (global average for ``grid=0``, kept 4-D)."""
+def _cells(config: ModelConfig, x, name: str, count: tuple[int, int] | None = None):
+    """Average ``x`` over ``grid`` x ``grid`` cells, or ``count`` cells per axis (global average for
+    ``grid=0``, kept 4-D); the last cells are narrower when the map does not divide."""
     L = keras().layers
-    height, width = x.shape[1:3]
-    if not config.grid:
-        pool = (height, width)
-    else:
-        pool = (-(-height // min(config.grid, height)), -(-width // min(config.grid, width)))
-    return L.AveragePooling2D(pool, strides=pool, padding="same", name=name)(x)
+    return L.AveragePooling2D(pool := _cell_pool(config, x.shape[1:3], count), strides=pool, padding="same", name=name)(x)
+
+
+def _cell_pool(config: ModelConfig, size, count=None) -> tuple[int, int]:
+    if count is None:
+        count = size if not config.grid else tuple(min(config.grid, side) for side in size)
+    return tuple(-(-side // n) if config.grid else side for side, n in zip(size, count))
+
+
+def _cell_count(size, pool) -> tuple[int, int]:
+    return tuple(-(-side // p) for side, p in zip(size, pool))
 
 
 def _projected(config: ModelConfig, x, name: str):
@@ -93,8 +99,9 @@ def _fixed_conv(filters: int, size: int, kernel: np.ndarray, name: str, bias=Non
                     **({"bias_initializer": bias_init} if bias_init is not None else {}))
 
 
-def gradient_cues(config: ModelConfig, pair) -> list:
-    """Motion cues of a frame pair: per scale, the cell averages of its cue terms, projected.
+def gradient_cues(config: ModelConfig, pair, cells: tuple[int, int]) -> list:
+    """Motion cues of a frame pair: per scale, the cell averages of its cue terms, projected
+    (``cells``: the appearance's cells per axis, which every scale's cells must match).
 
     ``I`` is the pair's brightness (channel mean), ``Ix, Iy`` its spatial gradient (central
     differences of the two frames' mean) and ``It`` the new frame minus the previous one, each at
@@ -130,10 +137,18 @@ def gradient_cues(config: ModelConfig, pair) -> list:
     for part in range(6):
         pick_a[0, 0, part, 8 + part] = 1.0
     six = [0.0] * 8 + [6.0] * 6
-    height = config.input_size[0]
     least = max(CUE_MIN_SIDE, 2 * config.grid)
+    scales = []
+    for scale in CUE_SCALES:  # each scale whose map is big enough and cuts into the same cells
+        size = tuple(-(-side // scale) for side in config.input_size)
+        pool = _cell_pool(config, size, cells if config.grid else None)
+        if min(size) >= least and _cell_count(size, pool) == (cells if config.grid else (1, 1)):
+            scales.append(scale)
+    if not scales:
+        raise ConfigError(f"motion=gradient: no cue scale of a {config.input_size} input cuts into the "
+                          f"{cells} cells of grid={config.grid}; expected a larger input or a smaller grid")
     projected = []
-    for n, scale in enumerate([s for s in CUE_SCALES if height // s >= least] or [1]):
+    for n, scale in enumerate(scales):
         kernel = _gradient_kernel(scale, c, gain)
         # The bias 3 centres the saturation. Each scale's bias differs by a thousandth: the TFLite
         # converter merges equal constant tensors, and a bias shared by convolutions whose weights
@@ -146,7 +161,8 @@ def gradient_cues(config: ModelConfig, pair) -> list:
         y = L.ReLU(6.0, name=f"cue_parts{scale}")(_fixed_conv(6, 1, split, f"cue_split{scale}", [-6.0, 6.0] * 3)(y))
         terms = L.Multiply(name=f"cue_terms{scale}")([
             _fixed_conv(14, 1, pick_a, f"cue_a{scale}")(y), _fixed_conv(14, 1, pick_b, f"cue_b{scale}", six)(y)])
-        projected.append(_projected(config, _cells(config, terms, f"cue_cells{scale}"), f"mix_cues{scale}"))
+        count = cells if config.grid else None
+        projected.append(_projected(config, _cells(config, terms, f"cue_cells{scale}", count), f"mix_cues{scale}"))
     return projected
 
 

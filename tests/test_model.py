@@ -114,3 +114,13 @@ def test_bad_model_files(tmp_path):
     junk.write_text("not a zip")
     with pytest.raises(ModelFileError, match="junk.keras: not a Keras model"):
         load_model(junk)
+
+
+@pytest.mark.parametrize("size, cells", [(16, 2), (40, 3), (72, 3), (100, 4)])
+def test_the_cues_cut_into_the_same_cells_as_the_appearance_at_any_input_size(size, cells):
+    cfg = tiny_model_config(backbone="mobilenet", input_size=(size, size))  # stride 8: map of ceil(size / 8)
+    encoder = build_model(cfg).get_layer("frames_cnn").layer
+    assert encoder.output_shape == (None, cells * cells * cfg.projection)
+    scales = [l for l in encoder.layers if l.name.startswith("cue_gradients")]
+    assert scales and all(encoder.get_layer(l.name.replace("gradients", "cells")).output_shape[1:3] == (cells, cells)
+                          for l in scales)
