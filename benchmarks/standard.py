@@ -98,7 +98,11 @@ def is_standard(metrics: dict, dataset: dict) -> bool:
                     for key in ("digits", "directions", "clips_per_class", "frames", "size", "seed"))
     config = metrics.get("config") or {}
     default_model = ModelConfig(labels=tuple(config.get("labels") or ("a", "b"))).to_dict()
-    return same_data and config == default_model and metrics.get("train_config") == _tc_dict(TrainConfig())
+    # A run records the flips it used (resolved from dataset.json), where the defaults say "auto".
+    resolved = ("flip", "flip_pairs")
+    train_config = {k: v for k, v in (metrics.get("train_config") or {}).items() if k not in resolved}
+    default_training = {k: v for k, v in _tc_dict(TrainConfig()).items() if k not in resolved}
+    return same_data and config == default_model and train_config == default_training
 
 
 def main(argv: list[str] | None = None) -> int:
