@@ -141,19 +141,3 @@ def test_training_records_the_check_and_the_cli_prints_it(digits_dir, tmp_path, 
                       TrainConfig(epochs=1, batch=8))
     assert again.epochs_run == 1 and again.temporal_check == check
     assert json.loads((run / "metrics.json").read_text())["temporal_check"]["uses_frame_order"] is True
-
-
-def test_image_models_record_no_check(tmp_path):
-    import cv2
-
-    from edge_rcnn.data.moving_digits import generate_moving_digits
-
-    x, y, labels = generate_moving_digits(8, digits=(0, 1), directions=("right",), frames=2, size=32, seed=3)
-    for i, (clip, label) in enumerate(zip(x, y)):
-        folder = tmp_path / "images" / labels[label].split("_")[0]
-        folder.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(folder / f"{i:02d}.png"), clip[0][..., ::-1])
-    result = train(tmp_path / "images", tmp_path / "run", {"mode": "image", "backbone": "tiny", "width": 4, "units": 8},
-                   TrainConfig(epochs=1, batch=8))
-    assert result.temporal_check is None
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["temporal_check"] is None

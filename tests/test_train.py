@@ -158,6 +158,8 @@ def test_image_mode_trains_exports_and_predicts(tmp_path):
     result = train(tmp_path / "images", tmp_path / "run", {"mode": "image", "backbone": "tiny", "width": 4, "units": 8},
                    TrainConfig(epochs=2, batch=8))
     assert result.config.mode.value == "image" and result.config.labels == ("0", "1")
+    assert result.temporal_check is None  # no frames to reorder
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["temporal_check"] is None
     export(result.model_path, tmp_path / "out", formats="tflite", mode="float", verify_samples=2, progress=False)
     predictor = edge_rcnn.load(tmp_path / "out" / "model_float.tflite")
     model, config = load_model(result.model_path)
