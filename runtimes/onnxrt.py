@@ -102,6 +102,9 @@ class OnnxRuntime(Runtime):
     suffixes = (".onnx",)
     devices = (DeviceKind.AUTO, DeviceKind.CPU, DeviceKind.CUDA, DeviceKind.TENSORRT)
     package = "onnxruntime"
+    # InferenceSession.run is documented as safe to call concurrently, and our files keep no
+    # state between calls (recurrent states are inputs and outputs): no lock needed.
+    concurrent_run = True
 
     def __init__(self, path: str | Path, device: Device | None = None, *, num_threads: int | None = None,
                  cache_dir: str | Path | None = None):
