@@ -11,8 +11,10 @@ and normalization lives above it, in ``runtimes.predictor``.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import re
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -115,12 +117,28 @@ class Runtime:
     Subclasses set the class attributes, fill ``metadata``, ``input`` and ``output`` in
     ``__init__``, and implement ``run`` (raw in, raw out) and, if the model can hold state
     between calls, ``reset``.
+
+    Threads: ``invoke`` is safe to call from several threads at once. ``run``, ``run_all`` and
+    ``reset`` are the raw calls underneath and are not: an interpreter that keeps tensors and
+    recurrent state between calls (LiteRT) mixes two callers' inputs, states and outputs. Code
+    that calls them on a runtime other threads may use holds ``lock`` around the whole sequence
+    (``reset`` then ``run``). ``lock`` is a real lock unless the backend's raw calls are safe to
+    overlap (``concurrent_run``), where it costs nothing and calls run in parallel.
     """
 
     name: ClassVar[str]
     suffixes: ClassVar[tuple[str, ...]]
     devices: ClassVar[tuple[DeviceKind, ...]]
     package: ClassVar[str]  # the pip package it needs, for install hints
+    # Whether run/run_all may overlap on one loaded file (stateless sessions that document it).
+    concurrent_run: ClassVar[bool] = False
+
+    def __new__(cls, *args, **kwargs):
+        # Made here, not in __init__, so that every backend has it whether or not its
+        # __init__ calls ours (they fill their own fields and do not).
+        runtime = super().__new__(cls)
+        runtime.lock = contextlib.nullcontext() if cls.concurrent_run else threading.RLock()
+        return runtime
 
     path: Path
     device: Device
@@ -156,8 +174,9 @@ class Runtime:
         takes integers) or already in the input tensor's integer dtype.
         """
         x = self.to_input(x)
-        self.reset()
-        out = self.run(x)
+        with self.lock:  # reset + run as one step: another thread's clip cannot come between
+            self.reset()
+            out = self.run(x)
         return dequantize(out, self.output) if self.output.quantized else out.astype(np.float32)
 
     def to_input(self, x: np.ndarray) -> np.ndarray:

@@ -32,6 +32,8 @@ stream is made: nothing grows with the number of frames.
 
 from __future__ import annotations
 
+import math
+import threading
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -50,13 +52,20 @@ __all__ = ["FeatureStream", "Ring", "Stream", "WindowStream", "open_stream", "st
 
 def _check_number(name: str, value, low: float, high: float | None, integer: bool) -> None:
     kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < low or (high is not None and value >= high):
+    if (isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or value < low
+            or (high is not None and value >= high)):
         bound = f">= {low}" if high is None else f"in [{low}, {high})"
         raise InputError(f"{name}: expected {'an integer' if integer else 'a number'} {bound}, got {value!r}")
 
 
 class Stream:
-    """Frames in one at a time; a ``Prediction`` on every ``every``-th push once ``frames`` are in."""
+    """Frames in one at a time; a ``Prediction`` on every ``every``-th push once ``frames`` are in.
+
+    ``push`` and ``reset`` may be called from several threads: each runs whole, one at a time,
+    so a frame is never half-added and a prediction is never another push's. The frames then
+    form one sequence in the order the pushes took the lock, which is the caller's to decide
+    (one camera, one pushing thread is the usual shape); a stream per camera for parallel work.
+    """
 
     def __init__(self, labels: Sequence[str], frames: int, *, every: int = 1, smoothing: float = 0.0, topk: int = 5):
         _check_number("every", every, 1, None, integer=True)
@@ -68,6 +77,7 @@ class Stream:
         self.frames_seen = 0
         self.last: Prediction | None = None
         self._ema: np.ndarray | None = None
+        self._lock = threading.Lock()
 
     @property
     def ready(self) -> bool:
@@ -80,20 +90,25 @@ class Stream:
         Returns the prediction for the last T frames when the head ran on this push (the T-th
         push, then every ``every``-th), else ``None``; ``last`` keeps the latest one.
         """
-        self._add(frame, color)
-        self.frames_seen += 1
-        due = self.frames_seen - self.frames
-        if due < 0 or due % self.every:
-            return None
-        probs = self._window_probs()
-        if self.smoothing:
-            self._ema = probs if self._ema is None else self.smoothing * self._ema + (1 - self.smoothing) * probs
-            probs = self._ema
-        self.last = fast_prediction(probs, self._label_names, self.topk)  # = classify.make_prediction
-        return self.last
+        with self._lock:
+            self._add(frame, color)
+            self.frames_seen += 1
+            due = self.frames_seen - self.frames
+            if due < 0 or due % self.every:
+                return None
+            probs = self._window_probs()
+            if self.smoothing:
+                self._ema = probs if self._ema is None else self.smoothing * self._ema + (1 - self.smoothing) * probs
+                probs = self._ema
+            self.last = fast_prediction(probs, self._label_names, self.topk)  # = classify.make_prediction
+            return self.last
 
     def reset(self) -> None:
         """Forget every frame pushed (a new scene): the next prediction comes after T new frames."""
+        with self._lock:
+            self._reset()
+
+    def _reset(self) -> None:
         self.frames_seen, self.last, self._ema = 0, None, None
 
     def _add(self, frame: np.ndarray, color: str) -> None:
@@ -177,8 +192,8 @@ class FeatureStream(Stream):
         # frames_seen counts this frame: the slot that started S steps ago has now read S.
         return self._scores(self._probs[(self.frames_seen - self._lag) % self.slots])
 
-    def reset(self) -> None:
-        super().reset()
+    def _reset(self) -> None:
+        super()._reset()
         self.encoder.reset()
         self.head.reset()
         self._states = [np.zeros(shape, np.float32) for shape in self.state_shapes]
@@ -207,9 +222,11 @@ class WindowStream(Stream):
         self.window_frames.append(x)
 
     def _window_probs(self) -> np.ndarray:
-        self.runtime.reset()
         ring = self.window_frames
-        return self._scores(self.runtime.run(ring.window() if self.image else ring.batch())[0])
+        with self.runtime.lock:  # the runtime is the predictor's own, which other threads may call
+            self.runtime.reset()
+            out = self.runtime.run(ring.window() if self.image else ring.batch())
+        return self._scores(out[0])
 
 
 def stream_for(predictor, **options) -> Stream:
