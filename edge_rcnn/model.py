@@ -314,6 +314,11 @@ def load_model(path: str | os.PathLike):
         model = keras().models.load_model(str(path), compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises TypeError/ValueError for unknown layers, OSError for I/O
         raise ModelFileError(f"{path}: cannot load the Keras model safely ({first_line(exc)})") from None
+    # The config travels beside the weights in the zip: both must describe the same model.
+    got, want = (tuple(model.input_shape[1:]), model.output_shape[-1]), (tuple(config.input_shape), config.num_classes)
+    if got != want:
+        raise ModelFileError(f"{path}: its edge-rcnn config ({want[0]} input, {want[1]} labels) disagrees with its "
+                             f"Keras model ({got[0]} input, {got[1]} outputs); expected a file saved by edge-rcnn train")
     return model, config
 
 
