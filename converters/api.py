@@ -1,22 +1,31 @@
 """The public functions: ``quantize``, ``export``, ``verify`` (``info`` lives in ``describe``).
 
-Every export ends in verification against the float Keras model and an atomic ``report.json``;
-a failed check raises a typed error (``AccuracyDropError``: CLI exit 3) after the files and the
-report are written, with the report attached as ``error.report``. Inputs are checked cheaply
-first (output folder, model file, data folder) so bad input fails before TensorFlow loads.
+Every export ends in verification against the float Keras model, ``manifest.json`` and
+``report.json``; a failed check raises a typed error (``AccuracyDropError``: CLI exit 3) after
+the files and the report are written (the manifest marks the failed files, so loading the
+folder never picks them), with the report attached as ``error.report``. Inputs are checked
+cheaply first (output folder writable, model file, data folder) so bad input fails before
+TensorFlow loads and before anything is written.
+
+The output folder is replaced as a whole (``converters.outdir``): the run writes into a
+temporary sibling and swaps it in at the end, so ``OUT`` never mixes two runs, and files of
+an earlier run that this one does not write are gone afterwards.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from converters.calibration import ClipSet, describe, load_clips, random_clips, split_calibration, warn_coarse_verification
+from converters.calibration import (ClipSet, describe, load_clips, random_clips, split_calibration,
+                                    warn_coarse_verification, warn_label_coverage)
 from converters.config import ConvertConfig, Format, Mode
 from converters.job import ExportedFile, ExportJob, get_converter
 from converters.manifest import write_manifest
+from converters.outdir import check_writable_out, check_writable_parent, kill_point, staged_output
 from converters.parts import STREAM_PARTS, Part, check_streamable
 from converters.verify import Comparison, compare_file, compare_stream, format_table, raise_failures, reference_probs
 from edge_rcnn.errors import ConfigError, InputError, MetadataError
@@ -57,9 +66,10 @@ def quantize(model: str | os.PathLike, calib: str | os.PathLike, out_dir: str | 
     int8 calibrates on ``samples`` real clips of the ``split`` of the data folder ``calib``;
     the other clips of that split (up to ``verify_samples``) verify every file. Settings come
     as a ``ConvertConfig`` or as its fields (``mode="int8", formats="tflite,onnx", ...``).
+    ``out_dir`` is replaced whole once the run ends (see the module docstring).
     """
     settings_ = _settings(config, settings)
-    out = check_out_dir(out_dir)
+    out = check_writable_out(out_dir)
     model_config = _read_config(model)
     if settings_.streaming:
         check_streamable(model_config)
@@ -69,6 +79,7 @@ def quantize(model: str | os.PathLike, calib: str | os.PathLike, out_dir: str | 
                                   else (None, clips, False))
     if not overlap:
         warn_coarse_verification(held, settings_.max_drop)
+    warn_label_coverage(model_config, calibration, held)
     return _run(model, out, settings_, calibration, held, progress, extra={"overlap": overlap})
 
 
@@ -77,13 +88,14 @@ def export(model: str | os.PathLike, out_dir: str | os.PathLike, config: Convert
     """Export without calibration (``mode`` float by default; fp16 and dynamic also need none).
 
     With ``data`` the files are verified on real clips (accuracy, agreement); without it, on
-    synthetic clips (outputs vs the float model within the mode's tolerance).
+    synthetic clips (outputs vs the float model within the mode's tolerance). ``out_dir`` is
+    replaced whole once the run ends (see the module docstring).
     """
     settings.setdefault("mode", Mode.FLOAT)
     settings_ = _settings(config, settings)
     if settings_.needs_calibration:
         raise ConfigError(f"mode: {settings_.mode.value} needs calibration clips; use quantize with --calib DATA")
-    out = check_out_dir(out_dir)
+    out = check_writable_out(out_dir)
     model_config = _read_config(model)
     if settings_.streaming:
         check_streamable(model_config)
@@ -92,6 +104,7 @@ def export(model: str | os.PathLike, out_dir: str | os.PathLike, config: Convert
     else:
         held = load_clips(data, model_config, split=settings_.split, limit=settings_.verify_samples,
                           seed=settings_.seed, progress=progress)
+        warn_label_coverage(model_config, None, held)
     return _run(model, out, settings_, None, held, progress, extra={})
 
 
@@ -100,14 +113,19 @@ def verify(path: str | os.PathLike, reference: str | os.PathLike, data: str | os
            report: str | os.PathLike | None = None, progress: bool = True, min_top1: float = 0.0) -> Comparison:
     """Compare an exported file with its float Keras model on ``samples`` clips of ``data``.
 
-    ``device`` is passed to ``runtimes.load`` ("auto": an Edge TPU file runs on the TPU).
+    ``device`` is passed to ``runtimes.load`` ("auto": an Edge TPU file runs on the TPU). A file
+    listed in a ``manifest.json`` beside it must match its sha256 there (a changed byte is refused).
     """
     from converters.config import ATOL
     from edge_rcnn.config import parse_enum
     from edge_rcnn.model import file_sha256, load_model
     from runtimes.metadata import read_metadata
+    from runtimes.modeldir import check_listed_file
 
     path = Path(path)
+    if report is not None:
+        report = check_report_path(report)
+    check_listed_file(path)
     meta = read_metadata(path)
     if meta is None:
         raise MetadataError(f"{path}: no edge_rcnn metadata (expected a file written by edge-rcnn quantize/export)")
@@ -117,6 +135,7 @@ def verify(path: str | os.PathLike, reference: str | os.PathLike, data: str | os
     model_config = _read_config(reference)
     clips = load_clips(data, model_config, split=checked.split, limit=checked.verify_samples, seed=seed, progress=progress)
     warn_coarse_verification(clips, checked.max_drop)
+    warn_label_coverage(model_config, None, clips)
     keras_model, _ = load_model(reference)
     notes = ()
     if meta.get("source_sha256") and meta["source_sha256"] != file_sha256(reference):
@@ -141,21 +160,29 @@ def _run(model_path, out: Path, settings: ConvertConfig, calibration: ClipSet | 
     from edge_rcnn._util import write_json_atomic
     from edge_rcnn.model import file_sha256, load_model
 
-    keras_model, model_config = load_model(model_path)
-    job = ExportJob(keras_model, model_config, settings, out, file_sha256(model_path), calibration, progress)
-    files = export_files(job)
-    write_manifest(out, files, model_config, job.source_sha256)
+    keras_model, model_config = load_model(model_path)  # a config that disagrees with the weights fails here
+    source_sha256 = file_sha256(model_path)
     reference = reference_probs(keras_model, model_config, held)
-    comparisons = tuple(verify_files(files, reference, held, settings, progress))
-    doc = {
-        "source": str(model_path), "source_sha256": job.source_sha256, "settings": settings.to_dict(),
-        "model_config": model_config.to_dict(),
-        "calibration": describe(calibration) if calibration is not None else None,
-        "verification": {**describe(held), "reuses_calibration_clips": bool(extra.get("overlap"))},
-        "files": [_file_entry(f, comparisons) for f in files],
-        "passed": all(c.passed for c in comparisons),
-    }
-    report = ExportReport(out, write_json_atomic(out / REPORT_NAME, doc), tuple(files), comparisons, doc)
+    with staged_output(out) as staged:
+        job = ExportJob(keras_model, model_config, settings, staged.path, source_sha256, calibration, progress,
+                        dest_dir=out)
+        files = export_files(job)
+        comparisons = tuple(verify_files(files, reference, held, settings, progress))
+        entries = [_file_entry(f, comparisons) for f in files]
+        write_manifest(staged.path, files, entries, model_config, source_sha256)
+        doc = {
+            "source": str(model_path), "source_sha256": source_sha256, "settings": settings.to_dict(),
+            "model_config": model_config.to_dict(),
+            "calibration": describe(calibration) if calibration is not None else None,
+            "verification": {**describe(held), "reuses_calibration_clips": bool(extra.get("overlap"))},
+            "files": entries,
+            "passed": all(c.passed for c in comparisons),
+        }
+        write_json_atomic(staged.path / REPORT_NAME, doc)
+        kill_point("staged")
+        staged.commit()
+    files = [dataclasses.replace(f, path=out / f.path.name) if f.path is not None else f for f in files]
+    report = ExportReport(out, out / REPORT_NAME, tuple(files), comparisons, doc)
     raise_failures(list(comparisons), report)
     return report
 
@@ -168,7 +195,9 @@ def export_files(job: ExportJob) -> list[ExportedFile]:
         parts = (Part.CLIP,)
         if job.settings.streaming:
             parts = (Part.CLIP, Part.STREAM_ENCODER) if fmt is Format.EDGETPU else (Part.CLIP, *STREAM_PARTS)
-        files += [convert(job.for_part(part)) for part in parts]
+        for part in parts:
+            files.append(convert(job.for_part(part)))
+            kill_point("file_written")
     return files
 
 
@@ -220,8 +249,18 @@ def _settings(config: ConvertConfig | None, settings: dict[str, Any]) -> Convert
     return ConvertConfig(**settings)
 
 
+def check_report_path(report: str | os.PathLike) -> Path:
+    """A ``--report`` path that can be written: not a folder, its folder writable (InputError)."""
+    report = Path(report)
+    if report.is_dir():
+        raise InputError(f"--report {report}: is a folder; expected the path of a JSON file to write")
+    check_writable_parent(report, "report")
+    return report
+
+
 def check_out_dir(out_dir: str | os.PathLike) -> Path:
-    """The output folder (created); InputError if the path is a file or cannot be created."""
+    """A folder created in place (the benchmark's); InputError if the path is a file or cannot be created.
+    ``quantize``/``export`` use ``check_writable_out`` instead: they create nothing before the input is checked."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: is a file; expected an output folder (-o OUT/)")

@@ -138,9 +138,12 @@ def representative_dataset(reader: ClipReader | ArrayReader | FeedReader, desc: 
     """A TFLite ``representative_dataset`` (a generator function) over ``reader``, with a bar."""
 
     def generate() -> Iterator[list[np.ndarray]]:
+        from converters.outdir import kill_point
+
         reader.rewind()
         with_bar = ProgressReader(reader, desc, progress)
         for feed in iter(with_bar.get_next, None):
+            kill_point("calibrating")
             # One input: by position. Several: by signature input name (TFLite orders them its own way).
             yield feed if reader.input_name is None else [feed[reader.input_name]]
 
@@ -191,6 +194,26 @@ def warn_coarse_verification(held: ClipSet, max_drop: float) -> None:
             f"than --max-drop {max_drop:g}, so a single changed clip fails the check; lower --samples or add clips",
             UserWarning, stacklevel=3,
         )
+
+
+def warn_label_coverage(config: ModelConfig, calibration: ClipSet | None, held: ClipSet) -> None:
+    """One warning when the calibration or verification clips hold only some of the model's labels:
+    int8 ranges then never saw the others, and the accuracy check says nothing about them."""
+    labels = config.labels
+
+    def covered(clips: ClipSet | None) -> set[int] | None:
+        return None if clips is None or clips.labels is None else {int(i) for i in np.unique(clips.labels)}
+
+    calib, verify = covered(calibration), covered(held)
+    seen = [s for s in (calib, verify) if s is not None]
+    if not seen or all(len(s) == len(labels) for s in seen):
+        return
+    missing = sorted(set(range(len(labels))) - set.intersection(*seen))
+    parts = [f"{name} clips cover {len(s)} of {len(labels)} labels"
+             for name, s in (("calibration", calib), ("verification", verify)) if s is not None]
+    shown = ", ".join(labels[i] for i in missing[:8]) + (", ..." if len(missing) > 8 else "")
+    warnings.warn(f"{held.source}: {' and '.join(parts)} (missing: {shown}); the result says nothing about the "
+                  "missing labels", UserWarning, stacklevel=3)
 
 
 def interleave_classes(clips: ClipSet, seed: int = 0) -> ClipSet:

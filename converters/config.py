@@ -72,6 +72,7 @@ TARGET_MODES: dict[Format, tuple[Mode, ...]] = {
 ATOL: dict[Mode, float | None] = {Mode.FLOAT: 1e-4, Mode.FP16: 1e-2, Mode.DYNAMIC: None, Mode.INT8: None}
 
 CALIBRATION_MODES = (Mode.INT8,)
+MAX_SEED = 2**32 - 1  # what every random generator seeded from it accepts
 FEW_CALIBRATION_CLIPS = 100  # below this, warn: int8 ranges from few clips are noisy
 
 
@@ -147,6 +148,8 @@ class ConvertConfig:
         set_("min_top1", float(self.min_top1))
         if not isinstance(self.streaming, bool) or not isinstance(self.dynamic_batch, bool):
             raise ConfigError(f"streaming/dynamic_batch: expected True or False, got {self.streaming!r}/{self.dynamic_batch!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed: expected an integer in 0..{MAX_SEED}, got {self.seed!r}")
         if not isinstance(self.split, str) or not self.split:
             raise ConfigError(f"split: expected a split name such as 'val', got {self.split!r}")
 

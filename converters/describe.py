@@ -16,10 +16,14 @@ from edge_rcnn.errors import ModelFileError, first_line
 
 
 def info(path: str | os.PathLike) -> dict[str, Any]:
-    """``{"file", "format", "size_bytes", "metadata", "inputs", "outputs", "ops", ...}`` for a .tflite/.onnx file."""
+    """``{"file", "format", "size_bytes", "metadata", "inputs", "outputs", "ops", ...}`` for a .tflite/.onnx file.
+
+    A file listed in a ``manifest.json`` beside it must match its sha256 there (ModelFileError)."""
     from runtimes.metadata import read_metadata
+    from runtimes.modeldir import check_listed_file
 
     path = Path(path)
+    check_listed_file(path)
     meta = read_metadata(path)  # also rejects missing, empty and unknown files
     base = {"file": str(path), "size_bytes": path.stat().st_size, "metadata": meta}
     if path.suffix.lower() == ".onnx":

@@ -105,10 +105,11 @@ def convert(job: ExportJob) -> ExportedFile:
         raise ConversionError(f"{source.name}: breaks Edge TPU constraints: {'; '.join(problems)}")
     target = job.path_for(Format.EDGETPU)
     compiler = find_compiler()
+    final_source = job.final_dir / source.name  # what the user finds once the folder is in place
     if compiler is None:
-        message = unavailable_message(source, job.out_dir)
+        message = unavailable_message(final_source, job.final_dir)
         log.warning("%s", message)
-        command = shlex.join(compile_command(source, job.out_dir))
+        command = shlex.join(compile_command(final_source, job.final_dir))
         return ExportedFile(None, Format.EDGETPU, Mode.INT8, notes=(message,), runnable=False, part=job.part,
                             details={"status": "skipped", "command": command,
                                      "summary": f"skipped: {COMPILER} not on PATH; on x86-64 Linux run: {command}"})
@@ -134,5 +135,5 @@ def convert(job: ExportJob) -> ExportedFile:
     write_bytes_atomic(target.with_suffix(".log"), compiler_log.encode("utf-8"))
     return ExportedFile(path, Format.EDGETPU, Mode.INT8, runnable=False, part=job.part,
                         notes=("needs an Edge TPU to run; verify on the device with edge-rcnn verify",),
-                        details={"status": "compiled", "command": shlex.join(compile_command(source, job.out_dir)),
+                        details={"status": "compiled", "command": shlex.join(compile_command(final_source, job.final_dir)),
                                  "log": target.with_suffix(".log").name})

@@ -30,6 +30,11 @@ class ExportJob:
     calibration: ClipSet | None = None  # real clips; required for int8
     progress: bool = True
     part: Part = Part.CLIP  # the whole model, or a streaming part
+    dest_dir: Path | None = None  # where out_dir goes once complete (a staged folder); messages name it
+
+    @property
+    def final_dir(self) -> Path:
+        return self.dest_dir or self.out_dir
 
     def path_for(self, fmt: Format) -> Path:
         return self.out_dir / file_name(fmt, self.settings.mode, self.part.value)

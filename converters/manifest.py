@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 from converters.job import ExportedFile
 from converters.parts import Part
 
 
-def write_manifest(out: Path, files: list[ExportedFile], config, sha256: str) -> Path:
-    """``OUT/manifest.json`` (schema: ``runtimes.modeldir``): these files plus earlier ones still there."""
+def write_manifest(out: Path, files: list[ExportedFile], entries: list[dict[str, Any]], config, sha256: str) -> Path:
+    """``OUT/manifest.json`` (schema: ``runtimes.modeldir``) for exactly the model files of this run.
+
+    Each row holds the file's own sha256 (a changed byte is caught at load), the source model's
+    sha256 (the file's embedded metadata must agree) and its verification status from
+    ``entries`` (the report's rows): a file that failed verification is listed with
+    ``passed: false`` and never chosen by ``runtimes.load(OUT)``.
+    """
     from edge_rcnn._util import write_json_atomic
+    from edge_rcnn.model import file_sha256
     from runtimes.modeldir import MANIFEST_NAME, MANIFEST_VERSION
 
-    rows = {}
-    try:
-        old = json.loads((out / MANIFEST_NAME).read_text())
-        if old.get("format_version") == MANIFEST_VERSION:
-            rows = {r["file"]: r for r in old["files"] if isinstance(r, dict) and (out / str(r.get("file"))).is_file()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass  # no manifest yet, or not ours: write a fresh one
-    for f in files:
-        if f.path is not None:
-            kind = config.mode.value if f.part is Part.CLIP else f.part.value
-            rows[f.path.name] = {"file": f.path.name, "format": f.format.value, "mode": f.mode.value, "kind": kind,
-                                 "source_sha256": sha256}
-    return write_json_atomic(out / MANIFEST_NAME, {"format_version": MANIFEST_VERSION, "files": list(rows.values())})
+    rows = []
+    for f, entry in zip(files, entries):
+        if f.path is None:
+            continue
+        kind = config.mode.value if f.part is Part.CLIP else f.part.value
+        rows.append({"file": f.path.name, "format": f.format.value, "mode": f.mode.value, "kind": kind,
+                     "source_sha256": sha256, "sha256": file_sha256(f.path), "size_bytes": f.path.stat().st_size,
+                     "verified": entry["verified"], "passed": entry["passed"]})
+    doc = {"format_version": MANIFEST_VERSION, "source_sha256": sha256, "files": rows}
+    return write_json_atomic(out / MANIFEST_NAME, doc)

@@ -2,20 +2,30 @@
 
 ``edge-rcnn quantize`` / ``export`` write ``OUT/manifest.json`` next to the files::
 
-    {"format_version": 1,
+    {"format_version": 2, "source_sha256": "...",
      "files": [{"file": "model_int8.tflite", "format": "tflite", "mode": "int8", "kind": "clip",
-                "source_sha256": "..."},
+                "source_sha256": "...", "sha256": "...", "size_bytes": 52344,
+                "verified": true, "passed": true},
                {"file": "stream_encoder_int8.tflite", "format": "tflite", "mode": "int8",
                 "kind": "stream_encoder", ...}, ...]}
 
 ``format`` is ``tflite``, ``onnx`` or ``edgetpu`` (a .tflite compiled for the Edge TPU); ``kind``
-is the metadata kind (``clip``, ``image``, ``stream_encoder``, ``stream_head``). Without a
-manifest the folder's .tflite/.onnx files are read one by one (their embedded metadata).
+is the metadata kind (``clip``, ``image``, ``stream_encoder``, ``stream_head``); ``passed`` is
+the verification result (``false``: never chosen; ``null``: not verified, e.g. an Edge TPU file).
+Without a manifest the folder's .tflite/.onnx files are read one by one (their embedded metadata).
+
+What a folder load trusts: a manifest path must stay inside the folder; every file chosen to
+run is checked before it loads: its sha256 against the manifest (a changed or swapped file) and
+its embedded ``source_sha256`` against the manifest's (a file of another model). Version 1
+manifests (no per-file sha256) get the source check only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +33,10 @@ from runtimes.base import Device, DeviceKind
 from runtimes.errors import MetadataError, ModelFileError
 
 MANIFEST_NAME = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+# A folder a converter is still writing, or the old folder it replaces (``converters.outdir``).
+UNFINISHED_FOLDER = re.compile(r"^\..+\.(tmp|old)-\d+-[A-Za-z0-9_]+$")
 MODE_PREFERENCE = ("int8", "fp16", "dynamic", "float", None)  # smallest and fastest on a device first
 CLIP_KINDS = ("clip", "image")
 
@@ -37,10 +50,12 @@ class ModelEntry:
     mode: str | None  # int8 | fp16 | dynamic | float; None for files without metadata
     kind: str | None  # clip | image | stream_encoder | stream_head; None: unknown
     source_sha256: str | None = None
+    sha256: str | None = None  # of the file itself, from the manifest
+    passed: bool | None = None  # verification result from the manifest; None: not verified or unknown
 
     def to_dict(self) -> dict:
         return {"file": self.path.name, "format": self.format, "mode": self.mode, "kind": self.kind,
-                "source_sha256": self.source_sha256}
+                "source_sha256": self.source_sha256, "sha256": self.sha256, "passed": self.passed}
 
 
 def file_format(path: Path) -> str:
@@ -59,24 +74,45 @@ def describe_file(path: str | Path) -> ModelEntry:
 
 
 def read_manifest(directory: Path) -> tuple[ModelEntry, ...] | None:
-    """The manifest's entries whose files exist, or ``None`` when there is no manifest."""
+    """The manifest's entries whose files exist, or ``None`` when there is no manifest.
+
+    ModelFileError for a path that is absolute or leads out of the folder; MetadataError for a
+    manifest that is not ours or lists files of two source models."""
     path = directory / MANIFEST_NAME
     if not path.is_file():
         return None
     try:
         doc = json.loads(path.read_text())
-        rows = doc["files"] if doc.get("format_version") == MANIFEST_VERSION else None
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        rows = doc["files"] if doc.get("format_version") in READABLE_VERSIONS else None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
         rows = None
     if not isinstance(rows, list):
         raise MetadataError(f"{path}: not an edge-rcnn manifest (expected format_version {MANIFEST_VERSION} and a files list)")
+    source = doc.get("source_sha256")
     entries = []
     for row in rows:
-        if isinstance(row, dict) and isinstance(row.get("file"), str) and (directory / row["file"]).is_file():
-            file = directory / row["file"]
+        if not isinstance(row, dict) or not isinstance(row.get("file"), str):
+            continue
+        file = inside(directory, row["file"], path)
+        if row.get("source_sha256") and source and row["source_sha256"] != source:
+            raise MetadataError(f"{path}: {row['file']} comes from another model than the manifest's "
+                                "(source_sha256 differs); export the folder again")
+        if file.is_file():
+            passed = row.get("passed")
             entries.append(ModelEntry(file, row.get("format") or file_format(file), row.get("mode"), row.get("kind"),
-                                      row.get("source_sha256")))
+                                      row.get("source_sha256") or source, row.get("sha256"),
+                                      passed if isinstance(passed, bool) else None))
     return tuple(entries)
+
+
+def inside(directory: Path, name: str, manifest: Path) -> Path:
+    """``directory / name``, refused (ModelFileError) when ``name`` is absolute or leaves ``directory``."""
+    base = os.path.realpath(directory)
+    target = os.path.realpath(os.path.join(base, name))
+    if os.path.isabs(name) or not name or os.path.commonpath([base, target]) != base or target == base:
+        raise ModelFileError(f"{manifest}: file entry {name!r} is outside the folder "
+                             "(expected a file name inside it)")
+    return directory / name
 
 
 def list_models(directory: str | Path) -> tuple[ModelEntry, ...]:
@@ -84,11 +120,50 @@ def list_models(directory: str | Path) -> tuple[ModelEntry, ...]:
     directory = Path(directory)
     if not directory.is_dir():
         raise ModelFileError(f"{directory}: no such folder")
+    if UNFINISHED_FOLDER.match(Path(os.path.abspath(directory)).name):
+        raise ModelFileError(f"{directory}: an unfinished or replaced export folder (being written, or left by a "
+                             "killed run); load the folder it sits beside")
     entries = read_manifest(directory)
     if entries is None:
         files = sorted(p for p in directory.iterdir() if p.suffix.lower() in (".tflite", ".onnx") and p.is_file())
         entries = tuple(describe_file(p) for p in files)
     return entries
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_entry(entry: ModelEntry) -> ModelEntry:
+    """``entry`` if its file is the one the manifest lists: same sha256, same source model in its
+    embedded metadata; ModelFileError naming the file otherwise (a changed, swapped or stale file)."""
+    from runtimes.metadata import read_metadata
+
+    where = f"{entry.path}: "
+    if entry.sha256 is not None and file_sha256(entry.path) != entry.sha256:
+        raise ModelFileError(f"{where}its sha256 differs from {MANIFEST_NAME} (changed or replaced after export); "
+                             "export the folder again")
+    if entry.source_sha256 is not None:
+        embedded = (read_metadata(entry.path) or {}).get("source_sha256")
+        if embedded != entry.source_sha256:
+            raise ModelFileError(f"{where}exported from another model than {MANIFEST_NAME} lists "
+                                 "(embedded source_sha256 differs); export the folder again")
+    return entry
+
+
+def check_listed_file(path: str | Path) -> None:
+    """For a single file inside an export folder: if the folder's manifest lists it, ``check_entry``."""
+    path = Path(path)
+    if not (path.parent / MANIFEST_NAME).is_file():
+        return
+    entries = read_manifest(path.parent) or ()
+    entry = next((e for e in entries if e.path.name == path.name and e.path.parent == path.parent), None)
+    if entry is not None:
+        check_entry(entry)
 
 
 def _formats_for(device: Device, entries: tuple[ModelEntry, ...]) -> tuple[str, ...]:
@@ -114,13 +189,21 @@ def _formats_for(device: Device, entries: tuple[ModelEntry, ...]) -> tuple[str, 
 
 
 def pick_model(directory: str | Path, device: Device, entries: tuple[ModelEntry, ...] | None = None) -> ModelEntry:
-    """The clip (or image) model to run on ``device``: format by device, then int8 > fp16 > dynamic > float."""
+    """The clip (or image) model to run on ``device``: format by device, then int8 > fp16 > dynamic > float.
+
+    A file the manifest marks as failed verification is never chosen; the chosen one is checked
+    against the manifest (``check_entry``)."""
     entries = list_models(directory) if entries is None else entries
     clips = [e for e in entries if e.kind in CLIP_KINDS or e.kind is None]
+    runnable = [e for e in clips if e.passed is not False]
     for fmt in _formats_for(device, entries):
-        found = [e for e in clips if e.format == fmt]
+        found = [e for e in runnable if e.format == fmt]
         if found:
-            return min(found, key=lambda e: MODE_PREFERENCE.index(e.mode) if e.mode in MODE_PREFERENCE else 99)
+            return check_entry(min(found, key=lambda e: MODE_PREFERENCE.index(e.mode) if e.mode in MODE_PREFERENCE else 99))
+    failed = [e.path.name for e in clips if e.passed is False]
+    if failed:
+        raise ModelFileError(f"{directory}: no clip model that passed verification to run on {device} "
+                             f"(failed: {', '.join(failed)}; see report.json); pass a file to load it anyway")
     names = ", ".join(e.path.name for e in entries) or "no .tflite/.onnx files"
     raise ModelFileError(f"{directory}: no clip model to run on {device} (found: {names}); "
                          "pass a file, or runtimes.open_stream(encoder, head) for streaming parts")
@@ -143,11 +226,14 @@ def find_stream_parts(path: str | Path, entries: tuple[ModelEntry, ...] | None =
     if like.kind not in CLIP_KINDS:
         return None
 
-    def part(kind: str, fmt: str) -> Path | None:
-        return next((e.path for e in entries if e.kind == kind and e.format == fmt and e.mode == like.mode
+    def part(kind: str, fmt: str) -> ModelEntry | None:
+        return next((e for e in entries if e.kind == kind and e.format == fmt and e.mode == like.mode
+                     and e.passed is not False
                      and (like.source_sha256 is None or e.source_sha256 in (None, like.source_sha256))), None)
 
     # An Edge TPU clip model streams with the compiled encoder and the int8 head on the CPU.
     head_format = "tflite" if like.format == "edgetpu" else like.format
     encoder, head = part("stream_encoder", like.format), part("stream_head", head_format)
-    return (encoder, head) if encoder and head else None
+    if encoder is None or head is None:
+        return None
+    return check_entry(encoder).path, check_entry(head).path

@@ -3,6 +3,11 @@
 Choices (formats, modes, IO types) are checked by ``converters.ConvertConfig`` so the CLI and
 Python callers get the same one-line error listing the valid values. A verification failure
 still prints the comparison table before the error line (exit 3 for an accuracy drop).
+
+``-o OUT`` is replaced as a whole when a run ends (built in a temporary folder beside it, then
+swapped in): files an earlier run left in OUT that this run does not write are removed, and a
+run that fails or is killed leaves OUT as it was. Two runs into one OUT at once: the second is
+refused (exit 2).
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--split", default="val", help="val (default), train or all")
     v.add_argument("--samples", type=int, default=200, help="clips to compare on (default 200)")
     v.add_argument("--device", default="auto", help="runtimes device: auto (default), cpu, edgetpu, cuda, tensorrt")
-    v.add_argument("--report", default=None, help="also write the comparison as JSON to this path")
+    v.add_argument("--report", default=None, help="also write the comparison as JSON to this file path")
     _common(v, dynamic_batch=False)
     v.set_defaults(func=cmd_verify)
 
@@ -62,7 +67,7 @@ def _common(p: argparse.ArgumentParser, *, dynamic_batch: bool) -> None:
     p.add_argument("--max-drop", type=float, default=1.0, help="allowed top-1 accuracy drop in points (default 1.0; exit 3 above)")
     p.add_argument("--min-top1", type=float, default=0.0,
                    help="least top-1 %% every file must reach on the held-out clips (default 0: off; exit 3 below)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed for picking and splitting clips (0..2**32-1; default 0)")
     if dynamic_batch:
         p.add_argument("--dynamic-batch", action="store_true", help="ONNX: dynamic batch axis (default: static batch 1)")
         p.add_argument("--tflite-lstm", dest="lstm_kernel", default=None,
@@ -71,7 +76,9 @@ def _common(p: argparse.ArgumentParser, *, dynamic_batch: bool) -> None:
         p.add_argument("--onnx-int8", default="tensorrt",
                        help="int8 ONNX for tensorrt (default: symmetric activations, Jetson) or cpu "
                             "(uint8 activations: ONNX Runtime's fast CPU path)")
-        p.add_argument("-o", "--out", required=True, help="output folder (model_<mode>.<ext>, report.json)")
+        p.add_argument("-o", "--out", required=True,
+                       help="output folder (model_<mode>.<ext>, manifest.json, report.json); replaced whole at the "
+                            "end: files in it that this run does not write are removed")
 
 
 def _print_report(call):
