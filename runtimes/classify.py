@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
 from runtimes.base import TensorInfo, dequantize
+from runtimes.errors import ModelOutputError
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,17 @@ def get_classes(scores: np.ndarray, labels: Sequence[str], top_k: int = 5, thres
     return tuple(Class(int(i), str(labels[i]), float(scores[i])) for i in order if scores[i] >= threshold)
 
 
-def make_prediction(probs: np.ndarray, labels: Sequence[str], top_k: int = 5) -> Prediction:
+def make_prediction(probs: np.ndarray, labels: Sequence[str], top_k: int = 5, *,
+                    source: str | os.PathLike | None = None) -> Prediction:
+    """The ``Prediction`` for one score vector. Scores that are NaN or infinite rank nothing: a
+    ``ModelOutputError`` naming ``source`` (the model file) instead of a made-up answer."""
     probs = np.asarray(probs, dtype=np.float32).reshape(-1)
+    if len(probs) != len(labels) or not np.isfinite(probs).all():
+        bad = int(np.count_nonzero(~np.isfinite(probs)))
+        what = (f"{bad} of its {len(probs)} scores are NaN or infinite" if bad
+                else f"{len(probs)} scores for {len(labels)} labels")
+        raise ModelOutputError(f"{source or 'the model'}: {what}; the file is damaged or the model "
+                               "overflows on this input")
     top = get_classes(probs, labels, top_k=max(int(top_k), 1))
     best = top[0]
     probs.setflags(write=False)

@@ -27,6 +27,11 @@ class MetadataError(ModelFileError):
     """A model file without the facts needed to run it (labels, normalization, ...)."""
 
 
+class ModelOutputError(EdgeRcnnError, RuntimeError):
+    """A model that answered with something that is not a score per class (NaN or infinity):
+    damaged weights, or a model that overflows on this input."""
+
+
 class RuntimeUnavailableError(EdgeRcnnError, RuntimeError):
     """A runtime, delegate or device that is not installed or not present; says how to get it."""
 

@@ -94,7 +94,7 @@ def fast_prediction(probs: np.ndarray, labels: Sequence[str], top_k: int) -> Pre
     read-only) and ``labels`` already strings."""
     scores = probs.tolist()
     total = sum(scores)
-    if total != total:  # NaN somewhere: make_prediction's own rules (NaN scores left out) apply
+    if not abs(total) < np.inf:  # NaN or infinity somewhere: make_prediction raises ModelOutputError
         return make_prediction(probs, labels, top_k)
     top = tuple([Class(i, labels[i], scores[i]) for i in top_indices(scores, probs, top_k)])
     best = top[0]

@@ -268,8 +268,13 @@ def test_fast_prediction_equals_make_prediction(classes):
             assert fast == ref and [type(c.score) for c in fast.topk] == [float] * len(ref.topk)
             np.testing.assert_array_equal(fast.probs, ref.probs)
             assert not fast.probs.flags.writeable
-    with_nan = np.array([0.2, np.nan, 0.5, 0.3], np.float32)  # make_prediction's rules decide (NaN left out)
-    assert fast_prediction(with_nan.copy(), "abcd", 3) == make_prediction(with_nan.copy(), "abcd", 3)
+    from runtimes.errors import ModelOutputError
+
+    for bad in (np.nan, np.inf):  # a score that is not a number ranks nothing: the same typed error from both
+        scores = np.array([0.2, bad, 0.5, 0.3], np.float32)
+        for predict in (fast_prediction, make_prediction):
+            with pytest.raises(ModelOutputError, match="1 of its 4 scores are NaN or infinite"):
+                predict(scores.copy(), "abcd", 3)
 
 
 def test_byte_tables_equal_the_quantization_formulas():
