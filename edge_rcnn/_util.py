@@ -1,14 +1,24 @@
-"""Small shared helpers: atomic file writes and progress bars."""
+"""Small shared helpers: atomic file and folder writes, their leftovers, progress bars, kill-test points."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
+import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+# The names atomic_path gives its temp files (".NAME.<8 random chars>.tmp"), and those of writers
+# that add a suffix for a library that wants one (".NAME.<8>.tmp.keras"). Nothing else matches.
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
+KILL_AT_ENV = "EDGE_RCNN_TEST_KILL_AT"
+KILL_SIGNAL_ENV = "EDGE_RCNN_TEST_KILL_SIGNAL"
+_kill_counts: dict[str, int] = {}
 
 
 @contextlib.contextmanager
@@ -30,6 +40,108 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def remove_stale_temps(folder: str | os.PathLike, older_than: float) -> list[Path]:
+    """Delete the temp files :func:`atomic_path` left in ``folder`` (not below) before ``older_than``.
+
+    A ``kill -9`` skips the clean-up of ``atomic_path``; its temps have their own name pattern and are
+    never read, so a writer calls this when it starts (with its start time, so that files another
+    live writer made since are kept). Returns the paths removed.
+    """
+    removed = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in Path(folder).iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                if (_TEMP_NAME.match(entry.name) and entry.is_file() and not entry.is_symlink()
+                        and entry.stat().st_mtime < older_than):
+                    entry.unlink()
+                    removed.append(entry)
+    return removed
+
+
+def check_writable_folder(path: str | os.PathLike, argument: str) -> Path:
+    """``path`` if it is a folder this process can write in, or one it can create; else ``ConfigError``.
+
+    Called before long work, so that an unwritable output fails in a second and not after the work.
+    Tried by creating an unnamed file there (or in the nearest existing parent): ``os.access``
+    answers yes to root on ``/proc`` and to anyone where a file system refuses writes later. Creates
+    nothing that stays.
+    """
+    from edge_rcnn.errors import ConfigError
+
+    path = Path(path)
+    here = path
+    while not here.exists() and not here.is_symlink() and here != here.parent:
+        here = here.parent
+    if here.exists() and not here.is_dir():
+        found = "a file" if here == path else f"a file at {here}"
+        raise ConfigError(f"{argument} {path}: expected a folder, found {found}")
+    try:
+        with tempfile.TemporaryFile(dir=here):
+            pass
+    except OSError as exc:
+        where = "" if here == path else f" (the nearest existing folder, {here}, is not writable)"
+        raise ConfigError(f"{argument} {path}: cannot write there{where}: {exc.strerror or exc}") from None
+    return path
+
+
+def replace_folder(staged: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Put the complete folder ``staged`` at ``target``, replacing what is there as a whole.
+
+    Both must be on one file system (make ``staged`` a sibling of ``target``). On Linux an existing
+    ``target`` is swapped with ``staged`` in one step (``renameat2`` with ``RENAME_EXCHANGE``), so a
+    kill at any moment leaves the old folder or the new one at ``target``; the old one is then
+    deleted from ``staged``. Elsewhere (or on a file system without the call) the old folder is
+    renamed aside first, so a kill between the two renames leaves ``target`` missing for that instant,
+    with the old folder beside it.
+    """
+    staged, target = Path(staged), Path(target)
+    if not target.exists():
+        os.replace(staged, target)
+        return
+    if not _exchange(staged, target):
+        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, aside / target.name)
+        os.replace(staged, target)
+        staged = aside  # holds the old folder now
+    shutil.rmtree(staged, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):  # glibc before 2.28, or another C library
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: this file system cannot exchange
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def kill_point(stage: str) -> None:
+    """A named point where kill tests stop this process; a dictionary lookup when not testing.
+
+    With ``EDGE_RCNN_TEST_KILL_AT=STAGE`` (or ``STAGE:N``, the N-th time it is reached; default the
+    first) the process sends itself ``EDGE_RCNN_TEST_KILL_SIGNAL`` (``KILL``, the default, or
+    ``TERM``) here, so a test knows exactly where it stopped without racing a timer.
+    """
+    spec = os.environ.get(KILL_AT_ENV)
+    if not spec:
+        return
+    name, _, nth = spec.partition(":")
+    if name != stage:
+        return
+    _kill_counts[stage] = count = _kill_counts.get(stage, 0) + 1
+    if count == int(nth or 1):
+        os.kill(os.getpid(), getattr(signal, "SIG" + os.environ.get(KILL_SIGNAL_ENV, "KILL").upper()))
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
