@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from runtimes.errors import SourceError
-from runtimes.sources import IMAGE_SUFFIXES, frame_files, import_cv2
+from runtimes.sources import IMAGE_SUFFIXES, frame_files, import_cv2, quiet_cv2
 
 DEFAULT_FPS = 30.0  # frame folders and arrays have no clock: frame i is at i / 30 s
 MAX_BAD_READS = 25  # failed reads in a row before a file is taken as ended (or a live source as dropped)
@@ -157,7 +157,8 @@ class FolderSource(FrameSource):
 
     def _frames(self) -> Iterator[tuple[np.ndarray, str]]:
         for path in self.files:
-            image = self.cv2.imread(str(path), self.cv2.IMREAD_COLOR)
+            with quiet_cv2(self.cv2):
+                image = self.cv2.imread(str(path), self.cv2.IMREAD_COLOR)
             if image is None:
                 self.dropped += 1
                 continue
@@ -179,15 +180,9 @@ class ArraySource(FrameSource):
 
 
 def _cv2_capture(target):
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own lines would repeat our error
     cv2 = import_cv2()
-    logging = cv2.utils.logging
-    level = logging.getLogLevel()
-    logging.setLogLevel(min(level, logging.LOG_LEVEL_ERROR))
-    try:
+    with quiet_cv2(cv2):
         return cv2.VideoCapture(target)
-    finally:
-        logging.setLogLevel(level)
 
 
 def _open_error(target, name: str, live: bool) -> str:

@@ -75,22 +75,53 @@ class AnnotatedVideo:
 
 class EventLog:
     """Events appended as JSON lines, one ``write`` per line and flushed, so ``tail -f`` follows a
-    live camera and an interrupted run leaves only whole lines."""
+    live camera and an interrupted run leaves only whole lines.
+
+    A file that cannot take what is written (a full disk, ``/dev/full``) is an ``InputError``
+    naming it: at once when a probe byte cannot be written to a regular file, else at the first
+    event; the loop then stops with its files finished, not with an ``OSError`` from a flush.
+    """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self.failed = False
         try:
             self.file = open(self.path, "w", encoding="utf-8")
+            if self.path.is_file():  # a regular file: find a full disk now, not at the first event
+                self.file.write("\n")
+                self.file.flush()
+                os.fsync(self.file.fileno())
+                self.file.seek(0)
+                self.file.truncate()
         except OSError as exc:
-            raise InputError(f"--events {self.path}: cannot write it ({exc.strerror})") from None
+            self._fail(exc)
         self.count = 0
 
+    def _fail(self, exc: OSError):
+        self.failed = True
+        file = getattr(self, "file", None)
+        if file is not None:
+            try:
+                file.close()
+            except OSError:
+                pass  # the buffered bytes that failed once fail again; the error below says it
+        raise InputError(f"--events {self.path}: cannot write it ({exc.strerror or exc})") from None
+
     def write(self, events: tuple[Event, ...] | list[Event]) -> None:
-        for event in events:
-            self.file.write(json.dumps(event.to_dict()) + "\n")
-            self.count += 1
-        if events:
+        if self.failed or not events:
+            return
+        try:
+            for event in events:
+                self.file.write(json.dumps(event.to_dict()) + "\n")
+                self.count += 1
             self.file.flush()
+        except OSError as exc:
+            self._fail(exc)
 
     def close(self) -> None:
-        self.file.close()
+        if self.failed:
+            return
+        try:
+            self.file.close()
+        except OSError as exc:
+            self._fail(exc)

@@ -11,6 +11,8 @@ errors (a skipped training clip has a reason, a device source raises ``SourceErr
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -31,13 +33,32 @@ def import_cv2():
     return cv2
 
 
+@contextlib.contextmanager
+def quiet_cv2(cv2):
+    """Within the block, FFmpeg and OpenCV print nothing of their own about a file or camera they
+    cannot open ("moov atom not found", "can't read header"): our error says it, in one line.
+    ``OPENCV_LOG_LEVEL`` / ``OPENCV_FFMPEG_LOGLEVEL`` set by the user still win."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read when FFmpeg opens a file
+    logging = cv2.utils.logging
+    if "OPENCV_LOG_LEVEL" in os.environ:
+        yield
+        return
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(level)
+
+
 def sample_indices(total: int, count: int) -> list[int]:
     """``count`` indices spread evenly over ``0..total-1``, first and last included."""
     return [int(i) for i in np.linspace(0, total - 1, count).round()]
 
 
 def _read_image(cv2, path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    with quiet_cv2(cv2):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise SourceError(f"{path}: not a readable image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -93,6 +114,11 @@ def decode_uniform(cv2, path: str | Path, count: int) -> Decoded:
     """``count`` frames spread evenly over a video (``sample_indices``), decoding only those when
     the container's frame count is right; when it is missing or wrong, every frame is decoded and
     the choice made over what decoded."""
+    with quiet_cv2(cv2):
+        return _decode_uniform(cv2, path, count)
+
+
+def _decode_uniform(cv2, path: str | Path, count: int) -> Decoded:
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 import warnings
 
 from edge_rcnn import __version__
@@ -42,6 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what systemd and ``docker stop`` send), raised where Ctrl-C's KeyboardInterrupt is,
+    so every command stops the same clean way: a camera loop finishes its video and summary,
+    training keeps a resumable run folder. The CLI exits 143 (128 + SIGTERM) unless the command
+    finished cleanly on it."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def csv_list(text: str) -> list[str]:
     """argparse type for ``a,b,c``."""
     return [part.strip() for part in text.split(",") if part.strip()]
@@ -55,14 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         result = args.func(args)
     except EdgeRcnnError as exc:
         print(f"edge-rcnn {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"edge-rcnn {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        stopped = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"edge-rcnn {args.command}: {stopped}", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     except Exception as exc:
         if os.environ.get("EDGE_RCNN_DEBUG"):
             raise
@@ -73,4 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return int(result or 0)
