@@ -26,6 +26,11 @@ class Predictor:
 
     ``stream_parts`` is the ``(encoder, head)`` pair that ``stream()`` uses (found beside the file
     when not given); ``load_options`` are the ``runtimes.load`` options the parts are loaded with.
+
+    Threads: one Predictor may be shared. ``predict``, ``predict_batch`` and ``invoke`` are safe to
+    call from several threads; on LiteRT they take turns on the file's interpreter (a lock, see
+    ``Runtime``), on ONNX Runtime they run at once. For parallel LiteRT work load one Predictor
+    per thread. Each ``stream()`` is its own object, itself safe to push from several threads.
     """
 
     def __init__(self, runtime: Runtime, spec: ModelSpec, *, stream_parts: tuple[Any, Any] | None = None,
