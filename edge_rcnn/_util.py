@@ -81,8 +81,8 @@ def check_writable_folder(path: str | os.PathLike, argument: str) -> Path:
         with tempfile.TemporaryFile(dir=here):
             pass
     except OSError as exc:
-        where = "" if here == path else f" (the nearest existing folder, {here}, is not writable)"
-        raise ConfigError(f"{argument} {path}: cannot write there{where}: {exc.strerror or exc}") from None
+        where = "it" if here == path else str(here)
+        raise ConfigError(f"{argument} {path}: cannot write in {where} ({exc.strerror or exc})") from None
     return path
 
 

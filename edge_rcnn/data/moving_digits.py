@@ -13,15 +13,18 @@ Everything is deterministic from ``seed``: the same seed gives identical pixels.
 from __future__ import annotations
 
 import functools
+import os
+import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
+from edge_rcnn._util import check_writable_folder, kill_point, replace_folder, write_json_atomic
 from edge_rcnn._util import progress as progress_bar
-from edge_rcnn._util import write_json_atomic
 from edge_rcnn.errors import ConfigError, DataError, choices_error
 
 DIRECTIONS = ("right", "left", "down", "up")
@@ -86,6 +89,13 @@ def check_arguments(*, digits, directions, frames, size, channels) -> tuple[tupl
     if channels not in (1, 3):
         raise ConfigError(f"channels: expected 1 (grayscale) or 3 (colour), got {channels!r}")
     return tuple(int(d) for d in digits), tuple(directions)
+
+
+def check_seed(seed) -> int:
+    """``seed`` if it is an integer >= 0 (what NumPy's generators take), else ``ConfigError``."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed: expected an integer >= 0, got {seed!r}")
+    return int(seed)
 
 
 def _check_int(name: str, value, low: int, high: int) -> None:
@@ -159,6 +169,7 @@ def generate_moving_digits(
         digits=digits, directions=directions, frames=frames, size=size, channels=channels
     )
     _check_int("n_per_class", n_per_class, 1, 1_000_000)
+    check_seed(seed)
     if split not in SPLITS:
         raise choices_error("split", split, SPLITS)
     labels = tuple(f"{d}_{m}" for d in digits for m in directions)
@@ -188,7 +199,7 @@ def make_moving_digits(
 
     ``clips_per_class`` is split into train and val by ``val_fraction`` (at least one of each).
     An existing non-empty ``OUT`` is refused unless ``overwrite`` is set and it holds an earlier
-    moving-digits dataset (then its ``train``/``val`` folders are replaced).
+    moving-digits dataset and nothing else (then the folder is replaced whole, see ``write_dataset``).
     """
     digits, directions = check_arguments(
         digits=digits, directions=directions, frames=frames, size=size, channels=channels
@@ -196,6 +207,7 @@ def make_moving_digits(
     if size % 2:  # MPEG-4 needs even sides; OpenCV would silently write size - 1
         raise ConfigError(f"size: expected an even number of pixels for .mp4 clips, got {size}")
     _check_int("clips_per_class", clips_per_class, 2, 1_000_000)
+    check_seed(seed)
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
         raise ConfigError(f"val_fraction: expected a number in (0, 1), got {val_fraction!r}")
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 240:
@@ -229,11 +241,18 @@ def write_dataset(out_dir, name: str, labels, counts: dict[str, int], clips, *, 
     """Write ``OUT/{train,val}/<label>/<n>.mp4`` from ``clips(split)`` and ``OUT/dataset.json``.
 
     ``clips(split)`` yields ``(uint8 clip (T, H, W, 1 or 3 RGB), label index)``, ``counts[split]``
-    clips per label. The splits are written into a hidden staging folder first and moved in whole.
+    clips per label. The whole dataset is written into a hidden sibling, ``.OUT.NAME-XXXXXXXX.tmp``,
+    which then replaces OUT in one step (``replace_folder``): an interrupted or killed run leaves the
+    old folder or the new one, never a mix. Siblings that killed runs left are removed at the start.
     """
+    started = time.time()
     out = Path(out_dir)
+    if out.is_symlink():  # replace the folder it points to, keep the link
+        out = out.resolve()
     _prepare_out_dir(out, overwrite, name)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out))  # hidden: scan_folder skips it
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(out, name, started)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.{name}-", suffix=".tmp", dir=out.parent))
     bar = progress_bar(total=len(labels) * sum(counts.values()), desc=name) if progress else None
     try:
         for split in SPLITS:
@@ -241,25 +260,57 @@ def write_dataset(out_dir, name: str, labels, counts: dict[str, int], clips, *, 
                 _write_mp4(staging / split / labels[label] / f"{i % counts[split]:04d}.mp4", clip, fps)
                 if bar is not None:
                     bar.update(1)
-        for split in SPLITS:
-            shutil.rmtree(out / split, ignore_errors=True)
-            (staging / split).rename(out / split)
+                kill_point("data-clip")
+        write_json_atomic(staging / "dataset.json", {
+            "name": name, "labels": list(labels), "fps": fps,
+            "counts": {split: n * len(labels) for split, n in counts.items()}, **meta,
+        })
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700; the dataset gets normal permissions
+        kill_point("data-swap")
+        replace_folder(staging, out)
     finally:
         if bar is not None:
             bar.close()
         shutil.rmtree(staging, ignore_errors=True)
-    write_json_atomic(out / "dataset.json", {
-        "name": name, "labels": list(labels), "fps": fps,
-        "counts": {split: n * len(labels) for split, n in counts.items()}, **meta,
-    })
     return out
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _remove_stale_staging(out: Path, name: str, older_than: float) -> None:
+    """Delete what killed runs left: staging siblings of OUT, and the staging folders inside OUT
+    that earlier versions made (``OUT/.NAME-XXXXXXXX``), when made before ``older_than``."""
+    beside = re.compile(rf"^\.{re.escape(out.name)}\.({re.escape(name)}-|old-)[a-z0-9_]{{8}}(\.tmp)?$")
+    inside = re.compile(rf"^\.{re.escape(name)}-[a-z0-9_]{{8}}$")
+    candidates = [p for p in out.parent.iterdir() if beside.match(p.name)]
+    if out.is_dir():
+        candidates += [p for p in out.iterdir() if inside.match(p.name)]
+    for path in candidates:
+        if path.is_dir() and not path.is_symlink() and path.stat().st_mtime < older_than:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+# What a dataset folder holds; --overwrite replaces the folder whole, so anything else would be lost.
+_DATASET_ENTRIES = frozenset({*SPLITS, "dataset.json"})
+
+
 def _prepare_out_dir(out: Path, overwrite: bool, name: str) -> None:
+    """Refuse an OUT that is not ours to replace, before anything is written."""
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: expected a folder for the {name} dataset, found a file")
-    out.mkdir(parents=True, exist_ok=True)
-    entries = [p for p in out.iterdir() if not p.name.startswith(".")]
+    check_writable_folder(out, "out")
+    if not out.exists():
+        return
+    try:  # the new folder is made beside OUT and swapped in
+        check_writable_folder(out.parent, "out")
+    except ConfigError:
+        raise ConfigError(f"out {out}: cannot replace it, its parent folder {out.parent} is not writable") from None
+    leftover = re.compile(rf"^\.{re.escape(name)}-[a-z0-9_]{{8}}$")  # staging of earlier versions
+    entries = sorted(p.name for p in out.iterdir() if not leftover.match(p.name))
     if not entries:
         return
     if not overwrite:
@@ -268,6 +319,10 @@ def _prepare_out_dir(out: Path, overwrite: bool, name: str) -> None:
 
     if read_dataset_json(out).get("name") != name:
         raise DataError(f"{out}: not a {name} folder (no dataset.json naming it); refusing to overwrite")
+    foreign = [entry for entry in entries if entry not in _DATASET_ENTRIES]
+    if foreign:
+        raise DataError(f"{out}: also holds {', '.join(foreign)}, which is not part of the {name} dataset; "
+                        "overwriting replaces the whole folder, so move it out first")
 
 
 def _write_mp4(path: Path, clip: np.ndarray, fps: float) -> None:
