@@ -44,6 +44,7 @@ from runtimes.errors import (
     InputError,
     MetadataError,
     ModelFileError,
+    ModelOutputError,
     RuntimeUnavailableError,
     SourceError,
 )
@@ -121,8 +122,8 @@ def load(path: str | Path, device: str | Device = "auto", *, num_threads: int | 
 __all__ = [
     "RUNTIMES", "Class", "Device", "DeviceKind", "DeviceReport", "EdgeRcnnError", "Event", "EventDetector",
     "EventKind", "FeatureStream", "InputError", "MetadataError", "ModelEntry", "ModelFileError", "ModelKind",
-    "ModelSpec", "Prediction", "Predictor", "Runtime", "RuntimeUnavailableError", "SourceError", "Stream",
-    "TensorInfo", "WindowStream", "choose_device", "dequantize", "get_classes", "get_runtime", "get_scores",
-    "list_devices", "list_models", "load", "load_runtime", "open_stream", "parse_device", "quantize",
-    "register_runtime", "resolve_spec", "runtime_for",
+    "ModelOutputError", "ModelSpec", "Prediction", "Predictor", "Runtime", "RuntimeUnavailableError",
+    "SourceError", "Stream", "TensorInfo", "WindowStream", "choose_device", "dequantize", "get_classes",
+    "get_runtime", "get_scores", "list_devices", "list_models", "load", "load_runtime", "open_stream",
+    "parse_device", "quantize", "register_runtime", "resolve_spec", "runtime_for",
 ]

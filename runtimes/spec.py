@@ -5,17 +5,24 @@ when the caller supplies the missing facts: ``labels`` and the normalization (a 
 ``mean`` and ``std``); frames, size and channels come from the input tensor's shape when it is
 static. Arguments win over the file's metadata. Anything still missing is one
 ``MetadataError`` that lists every missing fact and the argument that supplies it.
+
+The metadata is checked against the model's own tensors first (``tensor_problems``): labels for
+every output, the input's channels, frames and size, a kind that fits the input's rank, a mean
+and std per channel. A file that disagrees with itself is refused at load, not at predict.
 """
 
 from __future__ import annotations
 
 import enum
+import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from runtimes.base import TensorInfo
 from runtimes.errors import InputError, MetadataError, ModelFileError
+from runtimes.metadata import describe_problems, field_problems, label_problem
 from runtimes.preprocess import COLOR_ORDERS, InputSpec, normalization_mean_std
 
 
@@ -46,6 +53,60 @@ def _layout(shape: tuple[int | None, ...]) -> str:
     return "nhwc"
 
 
+# The input rank each kind takes; a step head's feature input has no fixed rank to check here.
+RANKS = {ModelKind.CLIP: 5, ModelKind.IMAGE: 4, ModelKind.STREAM_ENCODER: 4}
+_BY_RANK = {5: ModelKind.CLIP, 4: ModelKind.IMAGE, 3: ModelKind.STREAM_HEAD}
+
+
+def _shown(shape: tuple[int | None, ...]) -> str:
+    return str([s if s is not None else "?" for s in shape])
+
+
+def tensor_problems(meta: dict[str, Any], inp: TensorInfo, out: TensorInfo) -> list[str]:
+    """Where well-typed metadata (``metadata.field_problems`` empty) disagrees with the model's
+    own input and output tensors, one phrase each; ``[]`` where it agrees."""
+    shape, problems = inp.shape, []
+    kind = _BY_RANK.get(len(shape))
+    if meta.get("kind") is not None:
+        try:
+            kind = ModelKind(meta["kind"])
+        except ValueError:
+            valid = ", ".join(k.value for k in ModelKind)
+            return [f"kind: {meta['kind']!r}; expected one of: {valid}"]
+    if kind in RANKS and len(shape) != RANKS[kind]:
+        # The other checks read axes by kind: on the wrong rank they would only add noise.
+        return [f"kind: {kind.value} takes an input of rank {RANKS[kind]}, but input {inp.name!r} is {_shown(shape)}"]
+    labels = meta.get("labels")
+    classes = out.shape[-1] if out.shape else None
+    if labels is not None and kind is not ModelKind.STREAM_ENCODER and classes is not None and len(labels) != classes:
+        problems.append(f"labels: {len(labels)} names for a model with {classes} outputs")
+    if kind is ModelKind.CLIP and meta.get("frames") is not None and shape[1] is not None and meta["frames"] != shape[1]:
+        problems.append(f"frames: {meta['frames']}, but input {inp.name!r} {_shown(shape)} takes {shape[1]}")
+    if kind in RANKS:
+        layout = _layout(shape)
+        hw = shape[-3:-1] if layout == "nhwc" else shape[-2:]
+        axis = shape[-1] if layout == "nhwc" else shape[-3]
+        channels = meta.get("channels")
+        pair = kind is ModelKind.STREAM_ENCODER and channels is not None and axis == 2 * channels  # a frame pair
+        if channels is not None and axis is not None and channels != axis and not pair:
+            problems.append(f"channels: {channels}, but input {inp.name!r} {_shown(shape)} takes {axis}")
+        size = meta.get("input_size")
+        if size is not None and None not in hw and list(size) != list(hw):
+            problems.append(f"input_size: {list(size)}, but input {inp.name!r} {_shown(shape)} takes {list(hw)}")
+        norm = meta.get("normalization")
+        want = channels or axis
+        for key in ("mean", "std"):
+            values = norm.get(key) if isinstance(norm, dict) else None
+            if isinstance(values, list) and want is not None and len(values) not in (1, want):
+                problems.append(f"normalization.{key}: {len(values)} values for a {want}-channel input; expected 1 or {want}")
+    return problems
+
+
+def check_metadata(meta: dict[str, Any], inp: TensorInfo, out: TensorInfo) -> list[str]:
+    """Every problem of ``meta`` on its own and against the tensors (what ``edge-rcnn info`` warns about)."""
+    return field_problems(meta) or tensor_problems(meta, inp, out)
+
+
 def _kind(meta: dict[str, Any], shape: tuple[int | None, ...], path: Path) -> ModelKind:
     if "kind" in meta:
         try:
@@ -53,10 +114,9 @@ def _kind(meta: dict[str, Any], shape: tuple[int | None, ...], path: Path) -> Mo
         except ValueError:
             valid = ", ".join(k.value for k in ModelKind)
             raise MetadataError(f"{path}: metadata kind {meta['kind']!r}; expected one of: {valid}") from None
-    by_rank = {5: ModelKind.CLIP, 4: ModelKind.IMAGE, 3: ModelKind.STREAM_HEAD}
-    if len(shape) not in by_rank:
+    if len(shape) not in _BY_RANK:
         raise ModelFileError(f"{path}: input of rank {len(shape)}; expected a clip (5), image (4) or features (3)")
-    return by_rank[len(shape)]
+    return _BY_RANK[len(shape)]
 
 
 def _mean_std(meta, normalization, mean, std, channels: int, missing: list[str]):
@@ -74,7 +134,12 @@ def _mean_std(meta, normalization, mean, std, channels: int, missing: list[str])
     if mean is None:
         missing.append("normalization (normalization='unit'|'symmetric'|'imagenet', or mean=..., std=...)")
         return (), ()
-    mean, std = tuple(float(m) for m in _seq(mean)), tuple(float(s) for s in _seq(std))
+    try:
+        mean, std = tuple(float(m) for m in _seq(mean)), tuple(float(s) for s in _seq(std))
+    except (TypeError, ValueError):
+        raise InputError(f"mean/std: expected numbers or lists of numbers, got mean={mean!r}, std={std!r}") from None
+    if not all(math.isfinite(v) for v in mean + std):
+        raise InputError(f"mean/std: expected finite numbers, got mean={list(mean)}, std={list(std)}")
     for name, values in (("mean", mean), ("std", std)):
         if len(values) not in (1, channels):
             raise InputError(f"{name}: {len(values)} values for a {channels}-channel model; expected 1 or {channels}")
@@ -85,6 +150,31 @@ def _mean_std(meta, normalization, mean, std, channels: int, missing: list[str])
 
 def _seq(value) -> Sequence[float]:
     return value if isinstance(value, (list, tuple)) else [value]
+
+
+def _given_labels(labels) -> list[str]:
+    """The caller's ``labels`` as strings, or an ``InputError`` (a string is not a list of names)."""
+    if isinstance(labels, str):
+        raise InputError(f"labels: expected a list of class names, got the string {labels!r}")
+    try:
+        names = [str(x) for x in labels]
+    except TypeError:
+        raise InputError(f"labels: expected a list of class names, got {labels!r}") from None
+    problem = label_problem(names)
+    if problem:
+        raise InputError(problem)
+    return names
+
+
+def _check_given(frames, input_size) -> None:
+    def positive(v) -> bool:
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
+
+    if frames is not None and not positive(frames):
+        raise InputError(f"frames: expected a positive integer, got {frames!r}")
+    if input_size is not None and not (isinstance(input_size, (list, tuple)) and len(input_size) == 2
+                                       and all(positive(v) for v in input_size)):
+        raise InputError(f"input_size: expected (height, width) as positive integers, got {input_size!r}")
 
 
 def _pick(path: Path, name: str, given, meta: dict[str, Any], from_shape, missing: list[str], hint: str):
@@ -105,12 +195,16 @@ def resolve_spec(path: str | Path, meta: dict[str, Any] | None, inp: TensorInfo,
     """The ``ModelSpec`` for a file, or a ``MetadataError`` listing every missing fact."""
     path, meta = Path(path), dict(meta or {})
     shape = inp.shape
+    problems = check_metadata(meta, inp, out) if meta else []
+    if problems:
+        raise MetadataError(describe_problems(path, problems))
     kind = _kind(meta, shape, path)
     missing: list[str] = []
-    if isinstance(labels, str):
-        raise InputError(f"labels: expected a list of class names, got the string {labels!r}")
-    if labels is None:
+    if labels is not None:
+        labels = _given_labels(labels)
+    else:
         labels = meta.get("labels")
+    _check_given(frames, input_size)
     if kind is not ModelKind.STREAM_ENCODER:
         if labels is None:
             missing.append("labels (labels=[...])")
