@@ -1,6 +1,7 @@
 """Camera frames -> model input: check, resize, reorder colours, normalize (numpy; cv2 if present).
 
-The caller passes frames as they come (uint8 ``HxWxC`` of any size, RGB or BGR); ``InputSpec``
+The caller passes frames as they come (uint8 ``HxWxC`` of any size, RGB or BGR, or float pixel
+values in 0..255); ``InputSpec``
 says what the model wants, read from the file's metadata. Resizing uses OpenCV when it is
 installed (``INTER_AREA`` on the uint8 frame, like the training pipeline) and a numpy fallback
 otherwise (box average for whole-number shrink factors, bilinear otherwise), so a Pi without
@@ -80,7 +81,11 @@ def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _as_frame(frame, index: int) -> np.ndarray:
-    arr = np.asarray(frame)
+    try:
+        arr = np.asarray(frame)
+    except (TypeError, ValueError):  # ragged nested lists
+        raise InputError(f"frame {index}: not an array of pixels ({type(frame).__name__}); "
+                         "expected height x width x channels") from None
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.size == 0:
@@ -100,11 +105,22 @@ def _as_frame(frame, index: int) -> np.ndarray:
     raise InputError(f"frame {index}: dtype {arr.dtype}; expected uint8 (or float pixels in 0..255)")
 
 
+def check_pixel_range(high: float) -> None:
+    """Float frames hold pixel values 0..255, like uint8 ones. Float frames whose brightest value
+    is above 0 and at most 1 are images scaled to 0..1 (skimage, ``tf.image``, ``/ 255``): read as
+    pixels they would be near-black, and the answer quietly wrong. They are refused instead; the
+    caller says what they are by passing ``frames * 255`` or uint8 frames."""
+    if 0.0 < high <= 1.0:
+        raise InputError(f"frames: float values in 0..{high:.3g}, an image scaled to 0..1; expected pixels in "
+                         "0..255: pass uint8 frames, or multiply by 255")
+
+
 def prepare_frames(frames: Sequence[np.ndarray] | np.ndarray, spec: InputSpec, color: str = "rgb") -> np.ndarray:
     """``N`` frames -> float32 ``(N, H, W, C)`` (or ``(N, C, H, W)``) normalized model input.
 
     ``color`` is the order of the caller's frames (cv2 gives ``bgr``); it is swapped when the
     model was trained on the other. Three-channel frames for a one-channel model become grey.
+    Float frames hold pixels in 0..255; a float clip in 0..1 is refused (``check_pixel_range``).
     """
     if color not in COLOR_ORDERS:
         raise InputError(f"color: unknown value {color!r}; expected one of: {', '.join(COLOR_ORDERS)}")
@@ -115,8 +131,11 @@ def prepare_frames(frames: Sequence[np.ndarray] | np.ndarray, spec: InputSpec, c
     mean = np.asarray(spec.mean, dtype=np.float32)
     std = np.asarray(spec.std, dtype=np.float32)
     out = np.empty((len(frames), *spec.input_size, spec.channels), dtype=np.float32)
+    float_high = None  # the brightest value over the clip's float frames (one dark frame is no 0..1 image)
     for i, raw in enumerate(frames):
         frame = _as_frame(raw, i)
+        if frame.dtype != np.uint8:
+            float_high = max(float_high or 0.0, float(frame.max()))
         channels = frame.shape[2]
         if channels != spec.channels and not (channels == 3 and spec.channels == 1):
             raise InputError(f"frame {i}: {channels} channel(s); the model takes {spec.channels} ({spec.color_order})")
@@ -127,5 +146,7 @@ def prepare_frames(frames: Sequence[np.ndarray] | np.ndarray, spec: InputSpec, c
         elif channels == 3 and color != spec.color_order:
             frame = frame[:, :, ::-1]
         out[i] = frame
+    if float_high is not None:
+        check_pixel_range(float_high)
     out = (out / np.float32(255.0) - mean) / std
     return out.transpose(0, 3, 1, 2) if spec.layout == "nchw" else out
