@@ -57,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(v, dynamic_batch=False)
     v.set_defaults(func=cmd_verify)
 
-    i = sub.add_parser("info", help="metadata, inputs/outputs, quantization parameters and ops of an exported file")
+    i = sub.add_parser("info", help="metadata, inputs/outputs, quantization parameters and ops of an exported file; "
+                                    "a warning per metadata problem that load would refuse (exit 2)")
     i.add_argument("file", help=".tflite or .onnx file")
     i.add_argument("--json", action="store_true", help="print JSON")
     i.set_defaults(func=cmd_info)
@@ -136,6 +137,9 @@ def cmd_info(args) -> int:
     from converters import info
     from converters.describe import format_info, info_json
 
+    from edge_rcnn.cli.run import metadata_problems, warn_problems
+
     details = info(args.file)
+    details["problems"] = metadata_problems(details)  # what runtimes.load would refuse: warned, exit 2
     print(info_json(details) if args.json else format_info(details))
-    return 0
+    return warn_problems(details)
