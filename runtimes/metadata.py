@@ -170,7 +170,7 @@ def _onnx_metadata_text(path: Path) -> str | None:
             sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise ModelFileError(f"{path}: not a loadable ONNX model ({first_line(exc, 160)})") from None
-        return sess.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        return onnx_session_metadata(sess, path)
     except ImportError:
         pass
     try:
@@ -182,6 +182,15 @@ def _onnx_metadata_text(path: Path) -> str | None:
     except Exception:
         raise ModelFileError(f"{path}: not a readable ONNX model") from None
     return {p.key: p.value for p in model.metadata_props}.get(METADATA_KEY)
+
+
+def onnx_session_metadata(session, path: str | Path) -> str | None:
+    """The ``edge_rcnn`` text of an ONNX Runtime session; damaged (non-UTF-8) text is a ``MetadataError``
+    (ONNX Runtime hands the protobuf string over unchecked and Python fails to decode it)."""
+    try:
+        return session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+    except UnicodeDecodeError:
+        raise MetadataError(f"{path}: the ONNX metadata is not UTF-8 text (a damaged file)") from None
 
 
 def read_metadata(path: str | Path, *, strict: bool = True) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from runtimes.base import Device, DeviceKind, Runtime, TensorInfo, check_threads, order_io, register_runtime
 from runtimes.errors import InputError, ModelFileError, RuntimeUnavailableError, TensorRtFileOnCpuWarning, first_line
-from runtimes.metadata import METADATA_KEY, io_names, parse_metadata
+from runtimes.metadata import io_names, onnx_session_metadata, parse_metadata
 
 PROVIDERS = {
     DeviceKind.TENSORRT: "TensorrtExecutionProvider",
@@ -142,8 +142,7 @@ class OnnxRuntime(Runtime):
         if self.device.kind is DeviceKind.AUTO:  # report where it really runs
             kind = next(k for k in PRIORITY if PROVIDERS[k] == self.providers[0])
             self.device = Device(kind, "" if kind is DeviceKind.CPU else self.device.spec)
-        text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-        self.metadata = parse_metadata(text, self.path)
+        self.metadata = parse_metadata(onnx_session_metadata(self.session, self.path), self.path)
         if self.device.kind is DeviceKind.CPU and (self.metadata or {}).get("quantized_for") == "tensorrt":
             warnings.warn(TENSORRT_FILE_ON_CPU.format(name=self.path.name), TensorRtFileOnCpuWarning, stacklevel=4)
         names = io_names(self.metadata)

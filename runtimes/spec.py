@@ -53,8 +53,9 @@ def _layout(shape: tuple[int | None, ...]) -> str:
     return "nhwc"
 
 
-# The input rank each kind takes; a step head's feature input has no fixed rank to check here.
-RANKS = {ModelKind.CLIP: 5, ModelKind.IMAGE: 4, ModelKind.STREAM_ENCODER: 4}
+# The input ranks each kind takes; a step head reads features: [1, F], or [1, T, F].
+RANKS = {ModelKind.CLIP: (5,), ModelKind.IMAGE: (4,), ModelKind.STREAM_ENCODER: (4,), ModelKind.STREAM_HEAD: (2, 3)}
+FRAME_KINDS = (ModelKind.CLIP, ModelKind.IMAGE, ModelKind.STREAM_ENCODER)  # inputs of pixels
 _BY_RANK = {5: ModelKind.CLIP, 4: ModelKind.IMAGE, 3: ModelKind.STREAM_HEAD}
 
 
@@ -73,16 +74,17 @@ def tensor_problems(meta: dict[str, Any], inp: TensorInfo, out: TensorInfo) -> l
         except ValueError:
             valid = ", ".join(k.value for k in ModelKind)
             return [f"kind: {meta['kind']!r}; expected one of: {valid}"]
-    if kind in RANKS and len(shape) != RANKS[kind]:
+    if kind is not None and len(shape) not in RANKS[kind]:
         # The other checks read axes by kind: on the wrong rank they would only add noise.
-        return [f"kind: {kind.value} takes an input of rank {RANKS[kind]}, but input {inp.name!r} is {_shown(shape)}"]
+        ranks = " or ".join(map(str, RANKS[kind]))
+        return [f"kind: {kind.value} takes an input of rank {ranks}, but input {inp.name!r} is {_shown(shape)}"]
     labels = meta.get("labels")
     classes = out.shape[-1] if out.shape else None
     if labels is not None and kind is not ModelKind.STREAM_ENCODER and classes is not None and len(labels) != classes:
         problems.append(f"labels: {len(labels)} names for a model with {classes} outputs")
     if kind is ModelKind.CLIP and meta.get("frames") is not None and shape[1] is not None and meta["frames"] != shape[1]:
         problems.append(f"frames: {meta['frames']}, but input {inp.name!r} {_shown(shape)} takes {shape[1]}")
-    if kind in RANKS:
+    if kind in FRAME_KINDS:
         layout = _layout(shape)
         hw = shape[-3:-1] if layout == "nhwc" else shape[-2:]
         axis = shape[-1] if layout == "nhwc" else shape[-3]
