@@ -8,7 +8,7 @@ DATA   ?= data/translate
 RUN    ?= runs/translate
 OUT    ?= out/translate
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test test-pi bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ $(DATA)/dataset.json: | $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The device tests (tests/device) on an emulated Raspberry Pi 4 and 5 (ARM64 under qemu, no
+# TensorFlow there), compared with this machine's outputs; see scripts/pi/run.sh.
+test-pi: $(STAMP)
+	EDGE_RCNN_HOST_PYTHON=$(BIN)/python bash scripts/pi/run.sh
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/standard.py
