@@ -13,9 +13,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-# The names atomic_path gives its temp files (".NAME.<8 random chars>.tmp"), and those of writers
-# that add a suffix for a library that wants one (".NAME.<8>.tmp.keras"). Nothing else matches.
-_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
+# The names atomic_path gives its temp files (".NAME.<8 random chars>.tmp"), those of writers that
+# add a suffix for a library that wants one (".NAME.<8>.tmp.keras"), and model.save_model's
+# (".STEM.tmp<pid>.keras"). Nothing else matches.
+_TEMP_NAME = re.compile(r"^\..+\.([a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?|tmp[0-9]+\.keras)$")
 KILL_AT_ENV = "EDGE_RCNN_TEST_KILL_AT"
 KILL_SIGNAL_ENV = "EDGE_RCNN_TEST_KILL_SIGNAL"
 _kill_counts: dict[str, int] = {}

@@ -5,27 +5,38 @@
   last.keras, state.json the latest epoch and the loop's state, for ``resume``
   history.json, training_curves.png, confusion_matrix.png, metrics.json
 Every file is written atomically, so an interrupted run leaves the previous files intact and a
-rerun of the same command resumes from the last finished epoch.
+rerun of the same command resumes from the last finished epoch (see :func:`train` for what a
+resume keeps, applies or refuses, and how close it comes to an uninterrupted run).
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import math
 import os
 import time
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from edge_rcnn._util import write_json_atomic
+from edge_rcnn._util import check_writable_folder, remove_stale_temps, write_json_atomic
 from edge_rcnn.config import InputMode, ModelConfig, parse_enum
 from edge_rcnn.data.pipeline import check_flip_pairs
-from edge_rcnn.errors import ConfigError, DataError
+from edge_rcnn.errors import ConfigError, DataError, first_line
 from edge_rcnn.temporal_check import TemporalCheck, predict_frame_orders, warn_if_order_blind
 
 
 LR_FLOOR = 0.05  # the learning rate decays to this share of --lr by the last planned epoch
+MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's global seeds take 32 bits
+# Resuming keeps these: they decide which clips each epoch sees, and how (the split, the order,
+# the augmentation). A resume that asks for other values is refused.
+RESUME_KEPT = ("seed", "batch", "val_fraction", "augment", "flip", "flip_pairs")
+# Resuming applies these from the next epoch on: lr and epochs reshape the learning-rate schedule
+# from the step the run reached, patience the early stop; strategy only spreads the same work.
+RESUME_APPLIED = ("lr", "epochs", "patience", "strategy")
+STATE_ENTRY = "edge_rcnn_state.json"  # the loop's state inside last.keras, committed with its weights
 
 
 class Strategy(str, enum.Enum):
@@ -57,6 +68,8 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"{name}: expected an integer >= {low}, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed: expected an integer in 0..{MAX_SEED}, got {self.seed!r}")
         if not isinstance(self.lr, (int, float)) or not 0 < self.lr < 10:
             raise ConfigError(f"lr: expected a learning rate in (0, 10), got {self.lr!r}")
         if not 0 < self.val_fraction < 1:
@@ -98,15 +111,35 @@ def train(
     config: ModelConfig | Mapping[str, Any] | None = None,
     train_config: TrainConfig | None = None,
 ) -> TrainResult:
-    """Train on the clips in ``data`` and write the run into ``out`` (resuming if it holds one)."""
+    """Train on the clips in ``data`` and write the run into ``out`` (resuming if it holds one).
+
+    Resume: a folder with ``last.keras`` and ``state.json`` continues after its last finished epoch,
+    with the weights, the optimizer's moments and step, and the early-stopping counters of that
+    epoch. Epoch k's order and augmentation depend on (seed, k) alone, and the learning rate on the
+    optimizer step, so on CPU a run stopped after any epoch and resumed ends with the same weights
+    and val metrics as the uninterrupted run, to float rounding. What still differs: dropout masks
+    (``dropout`` > 0), whose random state Keras keeps inside the running graph; a run stopped in the
+    middle of an epoch, which repeats that epoch from its start; and ``seconds``, the wall time.
+
+    Settings: a resume keeps the model config and :data:`RESUME_KEPT`, and refuses other values
+    with a ``ConfigError`` naming the setting and both values. It applies :data:`RESUME_APPLIED`:
+    the cosine schedule becomes the one of this call's ``lr`` and ``epochs``, continued from the
+    step reached (``history["lr"]`` records each epoch's starting rate, ``runs`` in
+    ``metrics.json`` each call's settings and first epoch).
+
+    A damaged run folder (``state.json`` or a ``.keras`` file truncated or not what it should be)
+    raises a ``DataError`` naming the file before anything is written. Temp files that a killed run
+    left in ``out`` are removed at the start.
+    """
     from edge_rcnn.data import scan_folder
 
+    started_at = time.time()
     tc = train_config or TrainConfig()
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: expected a folder, found a file")
+    check_writable_folder(out, "--out")
     # Check the model settings before reading any clip: a typo should not cost a folder scan.
     draft = resolve_model_config(config.labels if isinstance(config, ModelConfig) else ("?", "??"), config)
+    state = _read_state(out)
     index = scan_folder(data, frames=draft.frames, mode=draft.mode.value, val_fraction=tc.val_fraction, seed=tc.seed)
     if not index.val:
         raise DataError(f"{data}: no validation clips (add DATA/val/ or more clips per class)")
@@ -115,52 +148,57 @@ def train(
     flip = (index.flip_invariant or bool(pairs)) if tc.flip is None else tc.flip
     tc = replace(tc, flip=flip, flip_pairs=pairs)  # the run records the flips it used
     mc = resolve_model_config(index.labels, config)
-    state = _load_state(out, mc)
     if state is not None:
-        mc = ModelConfig.from_dict(state["config"])
+        mc = _check_resume(out, state, mc, tc, split_by_seed=not (Path(data) / "val").is_dir())
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out, older_than=started_at)
 
     from edge_rcnn._keras import keras, tf
     from edge_rcnn.callbacks import RunKeeper
-    from edge_rcnn.data.pipeline import make_dataset
+    from edge_rcnn.data.pipeline import make_dataset, make_epoch_datasets
     from edge_rcnn.model import build_model, save_model
 
     k, tf_ = keras(), tf()
     k.utils.set_random_seed(tc.seed)
-    train_ds = make_dataset(index.train, mc, batch=tc.batch, training=True, augment=tc.augment, seed=tc.seed,
-                            flip=tc.flip, flip_pairs=tc.flip_pairs)
+    epoch_data = make_epoch_datasets(index.train, mc, batch=tc.batch, augment=tc.augment, seed=tc.seed,
+                                     flip=tc.flip, flip_pairs=tc.flip_pairs)
     val_ds = make_dataset(index.val, mc, batch=tc.batch, training=False, seed=tc.seed)
 
     steps = -(-len(index.train) // tc.batch)
+    # Cosine decay from lr to LR_FLOOR * lr over the planned epochs: a constant rate left val
+    # accuracy swinging by several points between the late epochs. A function of the optimizer's
+    # step, which last.keras keeps, so a resumed run continues where it was.
+    schedule = k.optimizers.schedules.CosineDecay(tc.lr, decay_steps=tc.epochs * steps, alpha=LR_FLOOR)
     with _strategy(tc.strategy, tf_).scope():
         if state is not None:
-            model = k.models.load_model(str(out / "last.keras"), safe_mode=True)
+            model = _load_keras(out / "last.keras", compile=True)
+            model.optimizer.learning_rate = schedule  # this call's lr and epochs, from the step reached
         else:
             model = build_model(mc)
-            # Cosine decay from lr to LR_FLOOR * lr over the planned epochs: a constant rate left
-            # val accuracy swinging by several points between the late epochs.
-            schedule = k.optimizers.schedules.CosineDecay(tc.lr, decay_steps=tc.epochs * steps, alpha=LR_FLOOR)
             model.compile(
                 optimizer=k.optimizers.Adam(schedule),
                 loss="sparse_categorical_crossentropy",
                 metrics=["accuracy"],
             )
-    keeper = RunKeeper(out, mc, _tc_dict(tc), state, steps=steps)
+    keeper = RunKeeper(out, mc, _tc_dict(tc), state, steps=steps, lr_at=schedule)
     start_epoch = state["epoch"] if state else 0
     started = time.perf_counter()
-    if start_epoch < tc.epochs and not keeper.stopped_early:
-        model.fit(train_ds, validation_data=val_ds, epochs=tc.epochs, initial_epoch=start_epoch,
+    # One fit() per epoch, each on that epoch's own dataset (see make_epoch_datasets).
+    for epoch in range(start_epoch, tc.epochs):
+        if keeper.stopped_early:
+            break
+        model.fit(epoch_data(epoch), validation_data=val_ds, epochs=epoch + 1, initial_epoch=epoch,
                   callbacks=[keeper], verbose=0)
     seconds = (state or {}).get("seconds", 0.0) + time.perf_counter() - started  # wall time, resumes added
 
-    best_model = k.models.load_model(str(out / "best.keras"), compile=False, safe_mode=True)
+    best_model = _load_keras(out / "best.keras", compile=False)
     save_model(best_model, mc, out / "model.keras")
     check = _write_reports(out, best_model, mc, val_ds, keeper.history, tc.seed)
     write_json_atomic(out / "metrics.json", {
         "best_val_accuracy": keeper.best, "epochs_run": len(keeper.history.get("loss", [])),
         "seconds": round(seconds, 1), "train_clips": len(index.train), "val_clips": len(index.val),
         "skipped_clips": len(index.skipped), "config": mc.to_dict(), "train_config": _tc_dict(tc),
-        "temporal_check": check.to_dict() if check else None,
+        "runs": keeper.runs, "temporal_check": check.to_dict() if check else None,
     })
     if check is not None:
         warn_if_order_blind(check, stacklevel=2)
@@ -187,20 +225,102 @@ def _strategy(kind: Strategy, tf_):
     return tf_.distribute.MirroredStrategy(devices=devices)
 
 
-def _load_state(out: Path, mc: ModelConfig) -> dict[str, Any] | None:
-    state_file = out / "state.json"
-    if not state_file.is_file() or not (out / "last.keras").is_file():
+_START_AFRESH = "delete the run folder (or choose a new --out) to start afresh"
+_NUMBER = (int, float)
+# state.json's fields and their types; a file without them is not a run state.
+_STATE_FIELDS = {"epoch": int, "best": _NUMBER, "best_loss": _NUMBER, "best_model_loss": _NUMBER, "wait": int,
+                 "seconds": _NUMBER, "history": dict, "config": dict, "train_config": dict}
+
+
+def _read_state(out: Path) -> dict[str, Any] | None:
+    """The loop state of the run in ``out``, or None when it holds none; ``DataError`` for a damaged one.
+
+    Reads and checks ``state.json`` and both ``.keras`` files without TensorFlow, so a damaged
+    folder stops the run before any work. The state inside ``last.keras`` is the one used: it was
+    committed with those weights in one rename (``state.json`` can lag one epoch behind after a kill).
+    """
+    state_file, last, best = out / "state.json", out / "last.keras", out / "best.keras"
+    if not state_file.is_file() or not last.is_file():
         return None
+    state = _check_state(state_file, state_file.read_bytes())
+    for path in (last, best):
+        _check_keras_file(path)
+    inside = _state_entry(last)
+    return _check_state(last, inside) if inside is not None else state
+
+
+def _check_state(source: Path, raw: bytes) -> dict[str, Any]:
+    def damaged(why: str) -> DataError:
+        return DataError(f"{source}: {why}; the run folder is damaged: {_START_AFRESH}")
+
     try:
-        state = json.loads(state_file.read_text())
-    except json.JSONDecodeError:
-        raise DataError(f"{state_file}: not valid JSON; delete the run folder to start afresh") from None
+        state = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise damaged("not valid JSON") from None
+    if not isinstance(state, dict):
+        raise damaged(f"expected a JSON object with the run's state, got {type(state).__name__}")
+    for name, kind in _STATE_FIELDS.items():
+        value = state.get(name)
+        if name not in state or isinstance(value, bool) or not isinstance(value, kind):
+            raise damaged(f"{name}: expected a {getattr(kind, '__name__', 'number')}, got {value!r}")
+    if state["epoch"] < 1 or state["wait"] < 0 or math.isnan(state["best"]):
+        raise damaged(f"epoch {state['epoch']}, wait {state['wait']}, best {state['best']}: not a finished epoch's state")
+    if not all(isinstance(v, list) and len(v) <= state["epoch"] for v in state["history"].values()):
+        raise damaged(f"history: expected at most one value per finished epoch ({state['epoch']})")
+    try:
+        ModelConfig.from_dict(state["config"])
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise damaged(f"config: {first_line(exc)}") from None
+    return state
+
+
+def _check_keras_file(path: Path) -> None:
+    """A complete .keras zip (every entry's checksum) holding a Keras config and weights."""
+    if not path.is_file():
+        raise DataError(f"{path}: missing from a run folder that has a state.json; {_START_AFRESH}")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            bad = zf.testzip()
+    except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
+        raise DataError(f"{path}: not a complete .keras file ({first_line(exc)}); {_START_AFRESH}") from None
+    if bad is not None or not {"config.json", "model.weights.h5"} <= names:
+        why = f"{bad} fails its checksum" if bad is not None else "no Keras config and weights inside"
+        raise DataError(f"{path}: damaged .keras file ({why}); {_START_AFRESH}")
+
+
+def _state_entry(path: Path) -> bytes | None:
+    with zipfile.ZipFile(path) as zf:
+        return zf.read(STATE_ENTRY) if STATE_ENTRY in zf.namelist() else None
+
+
+def _load_keras(path: Path, compile: bool):
+    from edge_rcnn._keras import keras
+
+    try:
+        return keras().models.load_model(str(path), compile=compile, safe_mode=True)
+    except Exception as exc:  # Keras raises TypeError/ValueError for a bad config, OSError for bad weights
+        raise DataError(f"{path}: cannot be loaded ({first_line(exc)}); {_START_AFRESH}") from None
+
+
+def _check_resume(out: Path, state: dict[str, Any], mc: ModelConfig, tc: TrainConfig, *,
+                  split_by_seed: bool) -> ModelConfig:
+    """The saved model config, after checking that this call asks for the run that ``out`` holds."""
     saved = ModelConfig.from_dict(state["config"])
     if saved.labels != mc.labels and set(saved.labels) == set(mc.labels):
         mc = mc.replace(labels=saved.labels)
     if saved != mc:
         raise ConfigError(f"--out {out}: holds a run with another model config; use a new folder to start afresh")
-    return state
+    before, asked = state["train_config"], json.loads(json.dumps(_tc_dict(tc)))
+    for name in RESUME_KEPT:
+        if name == "val_fraction" and not split_by_seed:
+            continue  # DATA/val exists: the fraction does not pick the val clips
+        if name in before and before[name] != asked[name]:
+            raise ConfigError(
+                f"{name}: the run in {out} used {before[name]!r} and this call asks {asked[name]!r}; a resumed run "
+                f"keeps its {name} (it decides which clips each epoch sees, and how): ask for {before[name]!r} "
+                "again, or use a new --out to start afresh")
+    return saved
 
 
 def _write_reports(out: Path, model, mc: ModelConfig, val_ds, history: dict[str, list[float]],

@@ -120,7 +120,7 @@ def test_one_warning_names_the_direction_labels_without_a_pair(tmp_path):
 
 
 class _Stop(Exception):
-    """Raised by the stand-in make_dataset: the flip settings are known, no need to train."""
+    """Raised by the stand-in make_epoch_datasets: the flip settings are known, no need to train."""
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ def flips_of(monkeypatch):
         seen.update(flip=kwargs["flip"], flip_pairs=kwargs["flip_pairs"])
         raise _Stop
 
-    monkeypatch.setattr(pipeline, "make_dataset", stand_in)
+    monkeypatch.setattr(pipeline, "make_epoch_datasets", stand_in)  # what train() hands the flips to
     monkeypatch.setenv("EDGE_RCNN_DEBUG", "1")  # let _Stop through the CLI's error handling
 
     def run(argv):

@@ -52,8 +52,8 @@ def test_interrupt_mid_write_leaves_the_run_usable(digits_dir, tmp_path, monkeyp
     before = (tmp_path / "last.keras").read_bytes()
     real_save = callbacks.RunKeeper._save
 
-    def save_then_interrupt(self, path):
-        real_save(self, path.with_name("scratch.keras"))
+    def save_then_interrupt(self, path, state=None):
+        real_save(self, path.with_name("scratch.keras"), state)
         raise KeyboardInterrupt  # as if Ctrl-C landed while writing
 
     monkeypatch.setattr(callbacks.RunKeeper, "_save", save_then_interrupt)

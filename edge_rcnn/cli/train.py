@@ -121,10 +121,13 @@ def cmd_train(args) -> int:
                      flip_pairs=parse_flip_pairs(args.flip_pairs))
     try:
         result = train(args.data, args.out, overrides, tc)
-    except KeyboardInterrupt:
-        print(f"interrupted: {args.out} holds the last finished epoch; run the same command to resume",
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (main raises Terminated for it): the same stop
+        from edge_rcnn.cli import Terminated
+
+        stopped = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"{stopped}: {args.out} holds the last finished epoch; run the same command to resume",
               file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
     print(f"best val top-1 {result.best_val_accuracy:.1%} after {result.epochs_run} epochs "
           f"({result.seconds:.0f} s); model: {result.model_path}")
     if result.temporal_check is not None:  # clip models; a FrameOrderWarning comes with an order-blind one

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -96,7 +96,45 @@ def make_dataset(
     theirs, and one ``DataWarning`` names those that hold a direction word. Otherwise order
     and values are deterministic. ``cache`` keeps decoded uint8 clips in memory after the
     first epoch. Clips that fail to decode are dropped with a warning.
+
+    The k-th pass over a training dataset is shuffled by TensorFlow's k-th draw from ``seed``, so a
+    new dataset starts over at the first; :func:`make_epoch_datasets` gives each epoch its own.
     """
+    build = _pipeline(refs, config, batch=batch, training=training, flip=flip, flip_pairs=flip_pairs, cache=cache,
+                      augment=augment)
+    return build(seed, seed, reshuffle=True)
+
+
+def make_epoch_datasets(
+    refs: Sequence[ClipRef], config: ModelConfig, *, batch: int, seed: int = 0, flip: bool = False,
+    flip_pairs: Sequence[tuple[str, str]] = (), cache: bool = True, augment: bool = True,
+) -> Callable[[int], Any]:
+    """For training: ``epoch -> tf.data.Dataset``, as :func:`make_dataset` with ``training=True``.
+
+    Epoch k's order and augmentation depend on ``(seed, k)`` alone (:func:`epoch_seeds`), not on
+    how many epochs this process ran before: a run resumed at epoch k sees the batches an
+    uninterrupted run sees at epoch k. The epochs share one cache of decoded clips.
+    """
+    build = _pipeline(refs, config, batch=batch, training=True, flip=flip, flip_pairs=flip_pairs, cache=cache,
+                      augment=augment)
+
+    def epoch_dataset(epoch: int):
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ConfigError(f"epoch: expected an integer >= 0, got {epoch!r}")
+        return build(*epoch_seeds(seed, int(epoch)), reshuffle=False)
+
+    return epoch_dataset
+
+
+def epoch_seeds(seed: int, epoch: int) -> tuple[int, int]:
+    """``(shuffle seed, augmentation seed)`` of one training epoch, from ``(seed, epoch)`` alone."""
+    shuffle, noise = np.random.SeedSequence([int(seed), int(epoch)]).generate_state(2)
+    return int(shuffle), int(noise)
+
+
+def _pipeline(refs, config: ModelConfig, *, batch, training: bool, flip: bool, flip_pairs, cache: bool,
+              augment: bool | None) -> Callable[..., Any]:
+    """Check the arguments and decode once; return ``build(shuffle_seed, noise_seed, reshuffle)``."""
     from edge_rcnn._keras import tf as get_tf
 
     tf = get_tf()
@@ -112,7 +150,7 @@ def make_dataset(
     if unpaired:
         warnings.warn(f"horizontal flips are on, but labels {unpaired} name a direction and have no flip pair, "
                       "so a mirrored clip keeps a label it no longer shows; give flip_pairs (--flip-pairs a:b) "
-                      "or turn flips off (--flip no)", DataWarning, stacklevel=2)
+                      "or turn flips off (--flip no)", DataWarning, stacklevel=3)
     shape = config.input_shape
 
     def decode(i):
@@ -143,23 +181,33 @@ def make_dataset(
     def normalize_tf(x, y):
         return (x / 255.0 - mean) / std, y
 
-    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(refs), dtype=np.int64), labels))
-    if training and not cache:  # shuffle cheap indices, not decoded clips
-        ds = ds.shuffle(len(refs), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(decode_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.filter(decoded_ok).map(drop_flag)
-    if cache:  # decoded uint8 clips stay in memory; training's shuffle buffer holds a second copy
-        ds = ds.cache()
-        if training:
-            ds = ds.shuffle(len(refs), seed=seed, reshuffle_each_iteration=True)
-    if augment:
-        noise = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        augment = _make_augment(tf, config, mirror if flip else None)
-        ds = tf.data.Dataset.zip((ds, noise)).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = ds.map(to_float)
-    ds = ds.map(normalize_tf, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
+    def decoded(ds):
+        return ds.map(decode_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).filter(decoded_ok).map(
+            drop_flag)
+
+    indices = tf.data.Dataset.from_tensor_slices((np.arange(len(refs), dtype=np.int64), labels))
+    # Decoded uint8 clips stay in memory, shared by every dataset build() makes; training's shuffle
+    # buffer holds a second copy.
+    cached = decoded(indices).cache() if cache else None
+    augment_fn = _make_augment(tf, config, mirror if flip else None) if augment else None
+
+    def build(shuffle_seed: int, noise_seed: int, reshuffle: bool):
+        if cached is not None:
+            ds = cached
+            if training:
+                ds = ds.shuffle(len(refs), seed=shuffle_seed, reshuffle_each_iteration=reshuffle)
+        else:  # shuffle cheap indices, not decoded clips
+            ds = indices.shuffle(len(refs), seed=shuffle_seed, reshuffle_each_iteration=reshuffle) if training else indices
+            ds = decoded(ds)
+        if augment_fn is not None:
+            noise = tf.data.Dataset.random(seed=noise_seed, rerandomize_each_iteration=reshuffle)
+            ds = tf.data.Dataset.zip((ds, noise)).map(augment_fn, num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            ds = ds.map(to_float)
+        ds = ds.map(normalize_tf, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
+
+    return build
 
 
 def _make_augment(tf, config: ModelConfig, mirror: np.ndarray | None):
