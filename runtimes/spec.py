@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 from runtimes.base import TensorInfo
 from runtimes.errors import InputError, MetadataError, ModelFileError
-from runtimes.metadata import describe_problems, field_problems, label_problem
+from runtimes.metadata_checks import describe_problems, field_problems, label_problem
 from runtimes.preprocess import COLOR_ORDERS, InputSpec, normalization_mean_std
 
 
