@@ -7,6 +7,7 @@ from runtimes.errors import (  # noqa: F401  (re-exported: one hierarchy for the
     InputError,
     MetadataError,
     ModelFileError,
+    ModelOutputError,
     RuntimeUnavailableError,
     SourceError,
     first_line,
