@@ -18,7 +18,12 @@ MIN_WIDTH = 320  # smaller frames are scaled up (whole pixels) so the text stays
 
 class AnnotatedVideo:
     """Frames with the label, score and FPS drawn on them, written to a temporary file beside
-    ``path`` and renamed over it by ``close()`` -- never a half-written video under the final name."""
+    ``path`` and renamed over it by ``close()`` -- never a half-written video under the final name.
+
+    The container (MP4's sample tables, AVI's index) keeps an entry per frame in memory until
+    ``close()`` writes it, so memory grows slowly with the length of one recording; a service
+    that records for days should record in segments (benchmarks/results/reliability-*).
+    """
 
     def __init__(self, path: str | os.PathLike, fps: float):
         self.path = Path(path)
