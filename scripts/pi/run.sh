@@ -24,8 +24,6 @@ CPUS=${PI_CPUS:-cortex-a72 cortex-a76}
 SUITE=bookworm
 GLIBC=36                                          # bookworm's glibc 2.36: wheels for it and any older manylinux
 PLATFORM=manylinux_2_${GLIBC}_aarch64
-PLATFORMS="--platform manylinux2014_aarch64"      # pip takes a wheel only for a tag named here
-for v in $(seq 17 $GLIBC); do PLATFORMS="$PLATFORMS --platform manylinux_2_${v}_aarch64"; done
 PYVER=3.11
 
 skip() {  # one line naming what is missing; fails CI, not a developer's `make test-pi`
@@ -86,7 +84,9 @@ EOF
 fi
 
 # ---------------------------------------------------------------- 3. the device install
-# The same releases as the host venv, so only the CPU differs between the two sides.
+# This project as a wheel, installed with its [pi] and [onnxruntime] extras: what a Pi gets from
+# pip install 'edge-rcnn[pi,onnxruntime]'. The same releases as the host venv, so only the CPU
+# differs between the two sides.
 pins=$("$PY" - <<'EOF'
 from importlib.metadata import PackageNotFoundError, version
 out = []
@@ -98,21 +98,39 @@ for dist in ("numpy", "ai-edge-litert", "onnxruntime", "opencv-python-headless",
 print(" ".join(out))
 EOF
 )
+platforms() {  # pip takes a wheel only for a platform tag named here: glibc 2.17 up to 2.$1
+    local v out="--platform manylinux2014_aarch64"
+    for v in $(seq 17 "$1"); do out="$out --platform manylinux_2_${v}_aarch64"; done
+    echo "$out"
+}
+DIST=$CACHE/dist
+rm -rf "$DIST" && mkdir -p "$DIST/src"
+cp -r pyproject.toml README.md edge_rcnn converters runtimes "$DIST/src/"
+find "$DIST/src" -name __pycache__ -prune -exec rm -rf {} +
+"$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$DIST" "$DIST/src" >"$DIST/wheel.log" 2>&1 \
+    || { echo "test-pi: building this project's wheel failed; see $DIST/wheel.log" >&2; exit 1; }
+WHEEL=$(ls "$DIST"/edge_rcnn-*.whl)
 SITE=$CACHE/site-cp${PYVER/./}
-if [ "$(cat "$SITE/.pins" 2>/dev/null)" != "$pins" ]; then
-    echo "test-pi: installing aarch64 wheels into $SITE: $pins"
+stamp="$pins $(sha256sum pyproject.toml | cut -c1-16)"
+if [ "$(cat "$SITE/.pins" 2>/dev/null)" != "$stamp" ]; then
+    echo "test-pi: installing edge-rcnn[pi,onnxruntime] for aarch64 into $SITE: $pins"
     rm -rf "$SITE.tmp"
-    for req in $pins; do  # one at a time, so a missing wheel names its package
-        "$PY" -m pip download -q --no-deps --only-binary=:all: $PLATFORMS --python-version "$PYVER" \
+    for req in $pins; do  # one at a time first, so a missing wheel names its package
+        "$PY" -m pip download -q --no-deps --only-binary=:all: $(platforms $GLIBC) --python-version "$PYVER" \
             -d "$CACHE/wheels" "$req" >"$CACHE/pip.log" 2>&1 \
             || skip "$req: no wheel for $PLATFORM, Python $PYVER (or no network to PyPI); see $CACHE/pip.log"
     done
-    "$PY" -m pip install -q --target "$SITE.tmp" --only-binary=:all: $PLATFORMS --python-version "$PYVER" \
-        --find-links "$CACHE/wheels" $pins >"$CACHE/pip.log" 2>&1 \
-        || skip "the aarch64 device install failed ($pins for $PLATFORM); see $CACHE/pip.log"
-    echo "$pins" >"$SITE.tmp/.pins"
+    "$PY" -m pip install -q --target "$SITE.tmp" --only-binary=:all: $(platforms $GLIBC) --python-version "$PYVER" \
+        --find-links "$CACHE/wheels" "$WHEEL[pi,onnxruntime]" $pins >"$CACHE/pip.log" 2>&1 \
+        || skip "edge-rcnn[pi,onnxruntime] does not install for $PLATFORM, Python $PYVER; see $CACHE/pip.log"
+    echo "$stamp" >"$SITE.tmp/.pins"
     rm -rf "$SITE" && mv "$SITE.tmp" "$SITE"
 fi
+# Raspberry Pi OS trixie has Python 3.13 and glibc 2.41: edge-rcnn[pi] must resolve there too.
+"$PY" -m pip install -q --dry-run --ignore-installed --target "$DIST/cp313" --only-binary=:all: $(platforms 41) \
+    --python-version 3.13 "$WHEEL[pi]" >"$DIST/cp313.log" 2>&1 \
+    || skip "edge-rcnn[pi] does not resolve for manylinux_2_41_aarch64, Python 3.13 (or no network to PyPI); see $DIST/cp313.log"
+echo "test-pi: edge-rcnn[pi] resolves for aarch64 Python 3.13 (trixie) too"
 
 # ---------------------------------------------------------------- 4. the assets, on the host
 ASSETS=$CACHE/assets

@@ -23,7 +23,9 @@ from device.outputs import (
 FLOAT_ATOL = 1e-4  # float probabilities, ARM against x86 (and a stream push against predict)
 INT8_STREAM_ATOL = 0.05  # int8 stream push against int8 predict: a dozen output quantization steps
 VIDEO_PIXEL_ATOL = 3  # decoded frames, ARM against x86 (OpenCV's decode rounds differently)
-VIDEO_PROBS_ATOL = 0.05  # the camera loop's probabilities, after that decode and INTER_AREA resize
+# The camera loop's probabilities after that decode and OpenCV's INTER_AREA resize: the untrained
+# int8 model turns a pixel's +-1 into up to ~15 output steps of 1/256.
+VIDEO_PROBS_ATOL = 0.1
 
 CLIP_NAMES = [f"{mode}/model_{mode}.{fmt}" for mode in ("int8", "float") for fmt in ("tflite", "onnx")]
 
@@ -91,6 +93,7 @@ def test_camera_loop_on_a_video_file(assets, reference):
     T = load(assets / "int8" / "model_int8.tflite").spec.frames
     assert probs.shape == ref_probs.shape and len(probs) == len(frames) - T + 1
     np.testing.assert_allclose(probs, ref_probs, rtol=0, atol=VIDEO_PROBS_ATOL)
+    _assert_labels_equal(probs, ref_probs, VIDEO_PROBS_ATOL)
 
     # The loop is the stream over the decoded frames: pushing them by hand gives the same answers.
     s = runtimes.load(assets / "int8", num_threads=1).stream()
@@ -152,3 +155,18 @@ def test_devices_report_names_the_cpu_and_what_runs_here():
         assert "neon" in report.cpu.features
         assert ("dotprod" in report.cpu.features) == (cpu == "Cortex-A76")
         assert f"{cpu} with neon" in report.summary()
+
+
+def test_edge_rcnn_devices_command_runs_on_the_device(capsys):
+    """``edge-rcnn devices --json`` with only the device install: the CPU, board and runtimes in use."""
+    import json
+
+    from edge_rcnn.cli import main
+
+    assert main(["devices", "--json"]) in (0, None)
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["machine"] == platform.machine()
+    assert shown["cpu"] == runtimes.list_devices().to_dict()["cpu"] and shown["uses"]
+    board = os.environ.get("EDGE_RCNN_EXPECT_BOARD")
+    if board:
+        assert shown["cpu"]["board"] == board and shown["machine"] == "aarch64"
