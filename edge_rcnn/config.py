@@ -71,6 +71,28 @@ def _backbone_names() -> list[str]:
     return sorted(BACKBONES)
 
 
+def _backbone_sizes(name: str) -> tuple[int, int]:
+    from edge_rcnn.backbones import input_size_range
+
+    return input_size_range(name)
+
+
+def _normalization_for(backbone: str, asked: Any) -> Normalization:
+    """The normalization of a model: the one a pretrained backbone's weights expect (another is
+    refused: the weights would see inputs they were not trained on), else ``asked`` or symmetric."""
+    from edge_rcnn.backbones import PRETRAINED
+
+    spec = PRETRAINED.get(backbone)
+    asked = None if asked is None else parse_enum(Normalization, asked, "normalization")
+    if spec is None:
+        return asked or Normalization.SYMMETRIC
+    expected = Normalization(spec.normalization)
+    if asked is not None and asked is not expected:
+        raise ConfigError(f"normalization: backbone {backbone} expects {expected.value} (the input its ImageNet "
+                          f"weights were trained on), got {asked.value}; leave normalization unset")
+    return expected
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to rebuild the model and to feed it on a device.
@@ -100,7 +122,7 @@ class ModelConfig:
     layers: int = 1
     dropout: float = 0.0
     mode: InputMode = InputMode.CLIP
-    normalization: Normalization = Normalization.SYMMETRIC
+    normalization: Normalization | None = None  # None: the backbone's (symmetric unless it was pretrained otherwise)
     color_order: str = "rgb"
     motion: Motion | None = None  # None: GRADIENT for clip models, NONE for image models
     grid: int | None = None  # None: DEFAULT_GRID for clip models, 0 for image models
@@ -119,9 +141,9 @@ class ModelConfig:
         set_("labels", labels)
         set_("rnn", parse_enum(RnnType, self.rnn, "rnn"))
         set_("mode", parse_enum(InputMode, self.mode, "mode"))
-        set_("normalization", parse_enum(Normalization, self.normalization, "normalization"))
         if self.backbone not in _backbone_names():
             raise choices_error("backbone", self.backbone, _backbone_names())
+        set_("normalization", _normalization_for(self.backbone, self.normalization))
         size = self.input_size
         if isinstance(size, int):
             size = (size, size)
@@ -130,6 +152,10 @@ class ModelConfig:
         size = tuple(int(s) for s in size)
         if min(size) < 16 or max(size) > 1024:
             raise ConfigError(f"input_size: expected each side in 16..1024, got {size}")
+        low, high = _backbone_sizes(self.backbone)
+        if min(size) < low or max(size) > high:
+            raise ConfigError(f"input_size: backbone {self.backbone} expects each side in {low}..{high} "
+                              f"(the sizes its ImageNet weights were trained at), got {size}")
         set_("input_size", size)
         _check_int("frames", self.frames, 2, 512)
         _check_int("channels", self.channels, 1, 4)

@@ -15,12 +15,13 @@ import hashlib
 import json
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edge_rcnn._keras import keras
-from edge_rcnn.backbones import BN_MOMENTUM, build_backbone
+from edge_rcnn.backbones import APPLICATION, BN_MOMENTUM, PRETRAINED, build_backbone, keras_cache_dir
 from edge_rcnn.config import InputMode, ModelConfig, Motion, RnnType
 from edge_rcnn.errors import ConfigError, ModelFileError, first_line
 
@@ -267,15 +268,158 @@ def frame_encoder_of(model, config: ModelConfig, batch_size: int | None = 1):
     if config.mode is not InputMode.CLIP:
         raise ModelFileError("streaming: only clip-mode models can be split into encoder and head")
     encoder = build_frame_encoder(config, batch_size=batch_size)
-    encoder.set_weights(model.get_layer("frames_cnn").layer.get_weights())
+    copy_weights(model.get_layer("frames_cnn").layer, encoder)
     return encoder
 
 
 def rebuild(model, config: ModelConfig, batch_size: int | None = 1, unroll: bool | None = None):
     """The same weights in a freshly built graph (static batch, or another unroll choice)."""
     fresh = build_model(config, batch_size=batch_size, unroll=unroll)
-    fresh.set_weights(model.get_weights())
+    copy_weights(model, fresh)
     return fresh
+
+
+def _leaves(layer) -> list:
+    """The layers that hold weights, in build order (through nested models and TimeDistributed)."""
+    k = keras()
+    if isinstance(layer, k.Model):
+        return [leaf for inner in layer.layers for leaf in _leaves(inner)]
+    if isinstance(layer, k.layers.Wrapper):
+        return _leaves(layer.layer)
+    return [layer] if layer.weights else []
+
+
+def copy_weights(source, target) -> None:
+    """Copy weights layer by layer between two builds of the same architecture.
+
+    ``Model.get_weights`` lists trainable weights first, so a model saved with its backbone frozen
+    (``--freeze-epochs``) orders them unlike a fresh build; layer by layer the order is the build's.
+    """
+    src, dst = _leaves(source), _leaves(target)
+    if len(src) != len(dst):
+        raise ModelFileError(f"{source.name}: {len(src)} layers with weights where {target.name} has {len(dst)}")
+    for a, b in zip(src, dst):
+        b.set_weights(a.get_weights())
+
+
+# --- Starting weights (--weights) and freezing (--freeze-epochs) -------------------------------
+
+# A previous run's frame encoder fits this one when these agree (they shape its weights or its input).
+ENCODER_FIELDS = ("mode", "backbone", "width", "input_size", "channels", "normalization", "motion", "grid", "projection")
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where a new model's starting weights come from: ``kind`` is none, imagenet (``path``: Keras'
+    cached file), keras (``path``: a weights file for the backbone) or run (a previous ``model.keras``)."""
+
+    kind: str
+    path: Path | None = None
+    previous: ModelConfig | None = None
+
+
+def resolve_weights(config: ModelConfig, weights: str | os.PathLike | None) -> WeightsSource:
+    """Check ``--weights`` against ``config`` and find its file, before any training work.
+
+    ``imagenet`` reads Keras' own cache (``$KERAS_HOME/models``, else ``~/.keras/models``) by
+    Keras' file name, and downloads into it through Keras' ``get_file`` only when the file is
+    absent (``get_file`` with MobileNetV3's hash would download again over a file whose hash
+    differs). Offline and not cached: a ``ConfigError`` naming the file, its URL and the folder.
+    """
+    if weights is None or str(weights) == "none":
+        return WeightsSource("none")
+    if str(weights) == "imagenet":
+        return WeightsSource("imagenet", _imagenet_file(config))
+    path = Path(weights)
+    if not path.is_file():
+        raise ConfigError(f"--weights {path}: no such file; expected imagenet, none, a Keras weights file (.h5) "
+                          f"for backbone {config.backbone}, or a previous run's model.keras")
+    if not zipfile.is_zipfile(path):
+        return WeightsSource("keras", path)
+    previous = read_config(path)
+    if previous.mode is InputMode.CLIP and previous.frames != config.frames:
+        raise ConfigError(f"--weights {path}: a run with {previous.frames} frames per clip; expected {config.frames} "
+                          f"(set --frames {previous.frames}, or start from imagenet or none)")
+    differ = [f"{name} {_value(previous, name)} (expected {_value(config, name)})"
+              for name in ENCODER_FIELDS if getattr(previous, name) != getattr(config, name)]
+    if differ:
+        raise ConfigError(f"--weights {path}: its frame encoder differs from this run's: {', '.join(differ)}")
+    return WeightsSource("run", path, previous)
+
+
+def _value(config: ModelConfig, name: str):
+    value = getattr(config, name)
+    return value.value if hasattr(value, "value") else value
+
+
+def _imagenet_file(config: ModelConfig) -> Path:
+    spec = PRETRAINED.get(config.backbone)
+    if spec is None:
+        raise ConfigError(f"--weights imagenet: backbone {config.backbone} has no ImageNet weights; expected one of: "
+                          f"{', '.join(sorted(PRETRAINED))}")
+    if config.channels != 3:
+        raise ConfigError(f"--weights imagenet: channels {config.channels}; ImageNet weights expect 3 (colour) "
+                          "channels: use --channels 3, or --weights none")
+    name, folder = spec.weights_file(config.input_size), keras_cache_dir() / "models"
+    if (folder / name).is_file():
+        return folder / name
+    url = spec.weights_url(config.input_size)
+    try:
+        return Path(keras().utils.get_file(name, url, cache_subdir="models", cache_dir=str(folder.parent),
+                                           file_hash=spec.file_hash))
+    except Exception as exc:  # URLError, HTTPError, a failed hash, an unwritable cache: all mean "not here"
+        raise ConfigError(f"--weights imagenet: {name} is not in {folder} and cannot be downloaded "
+                          f"({first_line(exc)}); download {url} and put it in {folder}/") from None
+
+
+def weights_holder(model, config: ModelConfig):
+    """The part of ``model`` that backbone weights load into and that freezing freezes: the ImageNet
+    network inside a pretrained backbone, or the whole backbone."""
+    backbone = (model.get_layer("frames_cnn").layer if config.mode is InputMode.CLIP else model).get_layer("backbone")
+    return backbone.get_layer(APPLICATION) if config.backbone in PRETRAINED else backbone
+
+
+def initialise_weights(model, config: ModelConfig, source: WeightsSource) -> str | None:
+    """Load ``source`` into a freshly built ``model``; returns a note when a run is reused in part.
+
+    A previous run gives its frame encoder, and its RNN and classifier too when its labels and
+    RNN are this run's; a ``ModelFileError`` names a file that does not fit.
+    """
+    if source.kind == "none":
+        return None
+    if source.kind in ("imagenet", "keras"):
+        holder = weights_holder(model, config)
+        try:
+            holder.load_weights(str(source.path))
+        except Exception as exc:  # ValueError for a layer or shape mismatch, OSError for a non-HDF5 file
+            expected = PRETRAINED[config.backbone].weights_file(config.input_size) if config.backbone in PRETRAINED else "weights saved from it"
+            raise ModelFileError(f"{source.path}: not weights for backbone {config.backbone} with a "
+                                 f"{config.input_size[0]}x{config.input_size[1]}x{config.channels} input "
+                                 f"({first_line(exc)}); expected Keras' {expected}") from None
+        return None
+    previous, prev = load_model(source.path)
+    part = (lambda m: m.get_layer("frames_cnn")) if config.mode is InputMode.CLIP else (lambda m: m.get_layer("backbone"))
+    copy_weights(part(previous), part(model))
+    head = [f"rnn_{i}" for i in range(config.layers)] + ["classifier"]
+    same_head = (prev.labels == config.labels and (prev.rnn, prev.units, prev.layers) == (config.rnn, config.units, config.layers))
+    if same_head:
+        for name in head:
+            copy_weights(previous.get_layer(name), model.get_layer(name))
+        return None
+    why = "its labels differ" if prev.labels != config.labels else "its RNN differs"
+    return (f"--weights {source.path}: reusing its frame encoder only ({why}: "
+            f"{list(prev.labels)} {prev.rnn.value} {prev.units}x{prev.layers}); the RNN and classifier start afresh")
+
+
+def set_backbone_trainable(model, config: ModelConfig, trainable: bool) -> None:
+    """Freeze or unfreeze the backbone's weights (``weights_holder``). Frozen, its BatchNormalization
+    layers also run in inference mode (tf_keras runs a non-trainable BatchNormalization with
+    ``training=False``): they keep the statistics they came with. Recompile after a change."""
+    weights_holder(model, config).trainable = trainable
+
+
+def backbone_frozen(model, config: ModelConfig) -> bool:
+    return not weights_holder(model, config).trainable
 
 
 def save_model(model, config: ModelConfig, path: str | os.PathLike) -> Path:

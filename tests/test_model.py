@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_rcnn.backbones import BACKBONES
+from edge_rcnn.backbones import scratch_backbones
 from edge_rcnn.errors import ModelFileError
 from edge_rcnn.model import build_model, load_model, read_config, save_model, split_for_streaming
 from conftest import tiny_model_config
 
 
 @pytest.mark.parametrize("rnn", ["lstm", "gru"])
-@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+@pytest.mark.parametrize("backbone", scratch_backbones())  # the ImageNet ones: tests/test_pretrained.py
 def test_each_backbone_and_rnn_builds_and_trains_a_step(backbone, rnn):
     cfg = tiny_model_config(backbone=backbone, rnn=rnn, frames=4)
     model = build_model(cfg)
