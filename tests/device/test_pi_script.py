@@ -35,3 +35,18 @@ def test_missing_qemu_is_one_line_and_fails_only_ci(tmp_path, uid, missing, ci, 
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("test-pi: not run: qemu-aarch64-static") and missing in lines[0]
     assert done.stdout == "" and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.skipif(os.environ.get("EDGE_RCNN_DEVICE_ASSETS") is not None, reason="host-side check")
+def test_an_assets_folder_that_lacks_files_stops_the_run_in_one_line(tmp_path):
+    import sys
+
+    (tmp_path / "int8").mkdir()
+    (tmp_path / "int8" / "model_int8.tflite").write_bytes(b"not a model")
+    env = {**os.environ, "EDGE_RCNN_DEVICE_ASSETS": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(Path(__file__).with_name("test_device.py"))],
+                          cwd=SCRIPT.parents[2], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert f"EDGE_RCNN_DEVICE_ASSETS={tmp_path}: not a device assets folder (lacks int8/model_int8.onnx" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
