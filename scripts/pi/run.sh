@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
 PY=${EDGE_RCNN_HOST_PYTHON:-$REPO/.venv/bin/python}            # the host venv (TensorFlow, converters): exports the assets
-CACHE=${EDGE_RCNN_PI_CACHE:-$HOME/.cache/edge-rcnn/pi-sysroot}
+CACHE=${EDGE_RCNN_PI_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/edge-rcnn/pi-sysroot}
 CPUS=${PI_CPUS:-cortex-a72 cortex-a76}
 SUITE=bookworm
 GLIBC=36                                          # bookworm's glibc 2.36: wheels for it and any older manylinux
