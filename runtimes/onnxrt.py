@@ -157,10 +157,16 @@ class OnnxRuntime(Runtime):
         self._in_names, self._out_names = [t.name for t in self.inputs], [t.name for t in self.outputs]
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output.name], {self.input.name: x})[0]
+        return self._run([self.output.name], {self.input.name: x})[0]
 
     def run_all(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-        return self.session.run(self._out_names, dict(zip(self._in_names, arrays)))
+        return self._run(self._out_names, dict(zip(self._in_names, arrays)))
+
+    def _run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            return self.session.run(names, feeds)
+        except Exception as exc:  # ORT's own Fail/RuntimeException types: a graph that loads but cannot run
+            raise ModelFileError(f"{self.path}: ONNX Runtime failed running it ({first_line(exc)})") from None
 
     def details(self) -> dict[str, Any]:
         out: dict[str, Any] = {"package": f"onnxruntime {self.version}", "providers": list(self.providers),
