@@ -77,6 +77,12 @@ def _backbone_sizes(name: str) -> tuple[int, int]:
     return input_size_range(name)
 
 
+def _backbone_pretrained(name: str) -> bool:
+    from edge_rcnn.backbones import PRETRAINED
+
+    return name in PRETRAINED
+
+
 def _normalization_for(backbone: str, asked: Any) -> Normalization:
     """The normalization of a model: the one a pretrained backbone's weights expect (another is
     refused: the weights would see inputs they were not trained on), else ``asked`` or symmetric."""
@@ -177,6 +183,9 @@ class ModelConfig:
         if not clip and (motion is not Motion.NONE or grid):
             raise ConfigError(f"motion={motion.value}, grid={grid}: clip-mode settings; an image model reads "
                               "its feature map row by row (expected motion none and grid 0 in image mode)")
+        if motion is Motion.PAIR and _backbone_pretrained(self.backbone):
+            raise ConfigError(f"motion=pair: backbone {self.backbone} reads the newer frame only (its ImageNet weights "
+                              "take one frame), so the pair would be lost; expected motion gradient (the default) or none")
         set_("motion", motion)
         set_("grid", grid)
 
