@@ -60,7 +60,7 @@ def run_killed(argv, stage: str, tmp_path: Path, patch: str = "") -> Path:
     sys_tmp = tmp_path / "sys_tmp"
     sys_tmp.mkdir(exist_ok=True)
     env = {**os.environ, KILL_ENV: stage, "TMPDIR": str(sys_tmp), "EDGE_RCNN_QUIET": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    script = f"import sys; {patch}; from edge_rcnn.cli import main; sys.exit(main(sys.argv[1:]))"
+    script = "\n".join(["import sys", patch, "from edge_rcnn.cli import main", "sys.exit(main(sys.argv[1:]))"])
     done = subprocess.run([sys.executable, "-c", script, *map(str, argv)], env=env, cwd=REPO, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
