@@ -30,7 +30,7 @@ def exported(tmp_path_factory, trained_model_file, digits_dir):
                  split="train", samples=76, verify_samples=8, max_drop=100, progress=False)
         quantize(trained_model_file, digits_dir, out / "fused", formats="tflite", mode="int8", lstm_kernel="fused",
                  split="train", samples=76, verify_samples=8, max_drop=100, progress=False)
-        export(trained_model_file, out, formats="onnx", mode="float", verify_samples=4, progress=False)
+        export(trained_model_file, out / "float", formats="onnx", mode="float", verify_samples=4, progress=False)
     return out
 
 
@@ -60,7 +60,7 @@ def test_every_format_agrees_with_keras_on_held_out_clips(exported, trained_mode
         "tflite-int8-fused": exported / "fused" / "model_int8.tflite",
         "onnx-int8-tensorrt": exported / "model_int8.onnx",
         "onnx-int8-cpu": exported / "cpu" / "model_int8.onnx",
-        "onnx-fp32": exported / "model_float.onnx",
+        "onnx-fp32": exported / "float" / "model_float.onnx",
     }
     agreement = {}
     for name, path in files.items():
