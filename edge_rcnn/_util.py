@@ -106,6 +106,7 @@ def replace_folder(staged: str | os.PathLike, target: str | os.PathLike) -> None
         os.replace(target, aside / target.name)
         os.replace(staged, target)
         staged = aside  # holds the old folder now
+    kill_point("replace-folder")  # the new folder is in place, the old one not yet deleted
     shutil.rmtree(staged, ignore_errors=True)
 
 

@@ -108,7 +108,7 @@ class RunKeeper(keras().callbacks.Callback):
                 if state is not None:
                     with zipfile.ZipFile(keras_tmp, "a") as zf:
                         zf.writestr(STATE_ENTRY, json.dumps(state))
-                kill_point("train-save")
+                kill_point(f"train-save-{path.stem}")  # train-save-last, train-save-best: the temp is complete
                 keras_tmp.replace(tmp)
             finally:
                 keras_tmp.unlink(missing_ok=True)

@@ -17,6 +17,7 @@ import math
 import os
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -116,10 +117,11 @@ def train(
     Resume: a folder with ``last.keras`` and ``state.json`` continues after its last finished epoch,
     with the weights, the optimizer's moments and step, and the early-stopping counters of that
     epoch. Epoch k's order and augmentation depend on (seed, k) alone, and the learning rate on the
-    optimizer step, so on CPU a run stopped after any epoch and resumed ends with the same weights
-    and val metrics as the uninterrupted run, to float rounding. What still differs: dropout masks
-    (``dropout`` > 0), whose random state Keras keeps inside the running graph; a run stopped in the
-    middle of an epoch, which repeats that epoch from its start; and ``seconds``, the wall time.
+    optimizer step, so on one CPU device a run stopped at any point and resumed (an epoch cut short
+    is redone from its start) ends with the same weights and val metrics as the uninterrupted run,
+    to float rounding. What still differs: dropout masks (``dropout`` > 0), whose random state Keras
+    keeps inside the running graph, so a resumed run draws them afresh; GPU kernels that are not
+    deterministic; and ``seconds``, the wall time.
 
     Settings: a resume keeps the model config and :data:`RESUME_KEPT`, and refuses other values
     with a ``ConfigError`` naming the setting and both values. It applies :data:`RESUME_APPLIED`:
@@ -183,12 +185,14 @@ def train(
     keeper = RunKeeper(out, mc, _tc_dict(tc), state, steps=steps, lr_at=schedule)
     start_epoch = state["epoch"] if state else 0
     started = time.perf_counter()
-    # One fit() per epoch, each on that epoch's own dataset (see make_epoch_datasets).
+    # One fit() per epoch, each on that epoch's own dataset (see make_epoch_datasets), repeated and
+    # cut at `steps`: a dataset of unknown length (clips that fail to decode are dropped) costs
+    # Keras one probe past its end that counts as an optimizer step and would shift the schedule.
     for epoch in range(start_epoch, tc.epochs):
         if keeper.stopped_early:
             break
-        model.fit(epoch_data(epoch), validation_data=val_ds, epochs=epoch + 1, initial_epoch=epoch,
-                  callbacks=[keeper], verbose=0)
+        model.fit(epoch_data(epoch).repeat(), steps_per_epoch=steps, validation_data=val_ds, epochs=epoch + 1,
+                  initial_epoch=epoch, callbacks=[keeper], verbose=0)
     seconds = (state or {}).get("seconds", 0.0) + time.perf_counter() - started  # wall time, resumes added
 
     best_model = _load_keras(out / "best.keras", compile=False)
@@ -282,7 +286,7 @@ def _check_keras_file(path: Path) -> None:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
             bad = zf.testzip()
-    except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         raise DataError(f"{path}: not a complete .keras file ({first_line(exc)}); {_START_AFRESH}") from None
     if bad is not None or not {"config.json", "model.weights.h5"} <= names:
         why = f"{bad} fails its checksum" if bad is not None else "no Keras config and weights inside"
