@@ -97,7 +97,9 @@ def load(path: str | Path, device: str | Device = "auto", *, num_threads: int | 
     The file's metadata says labels, frames, size and normalization; for a file without it
     (third-party), pass ``labels`` and ``normalization`` (``"unit"``, ``"symmetric"``,
     ``"imagenet"``) or ``mean``/``std``; frames and size come from a static input shape.
-    Arguments given here override the metadata. ``num_threads`` ``None`` (default): on a CPU,
+    Arguments given here override the metadata. Metadata that is damaged, mistyped or disagrees
+    with the file's own tensors (labels per output, channels, frames, size, kind) is a
+    ``MetadataError`` here, not a surprise at predict. ``num_threads`` ``None`` (default): on a CPU,
     every core or one, whichever runs a clip of this model faster, timed here at load (about
     30 ms; see ``runtimes.threads``); the chosen count is in ``info["num_threads"]``.
     """
