@@ -69,7 +69,7 @@ def quantize(model: str | os.PathLike, calib: str | os.PathLike, out_dir: str | 
     ``out_dir`` is replaced whole once the run ends (see the module docstring).
     """
     settings_ = _settings(config, settings)
-    out = check_writable_out(out_dir)
+    out = check_writable_out(out_dir, model=model, data=calib)
     model_config = _read_config(model)
     if settings_.streaming:
         check_streamable(model_config)
@@ -95,7 +95,7 @@ def export(model: str | os.PathLike, out_dir: str | os.PathLike, config: Convert
     settings_ = _settings(config, settings)
     if settings_.needs_calibration:
         raise ConfigError(f"mode: {settings_.mode.value} needs calibration clips; use quantize with --calib DATA")
-    out = check_writable_out(out_dir)
+    out = check_writable_out(out_dir, model=model, data=data)
     model_config = _read_config(model)
     if settings_.streaming:
         check_streamable(model_config)

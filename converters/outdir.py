@@ -7,7 +7,8 @@ the two folders (``renameat2(RENAME_EXCHANGE)``), elsewhere by renaming the old 
 (``.OUT.old-<pid>-<rand>``) and the new one in. A kill at any point leaves the old folder or the
 new one at ``OUT`` (in the rename-aside fallback, for an instant, the old one aside, which the
 next run puts back). Files in ``OUT`` that the new run does not write are gone with the old
-folder. Leftover temporary and aside folders of a killed run are removed by the next run that
+folder; so ``OUT`` must be new, empty or an earlier export (it holds ``manifest.json`` or
+``report.json``), and must not hold the run's own input (the model, the data). Leftover temporary and aside folders of a killed run are removed by the next run that
 takes the lock; ``runtimes.modeldir`` refuses to load them.
 
 Concurrent writers are refused: ``.OUT.lock`` beside ``OUT`` is held with ``flock`` for the whole
@@ -53,16 +54,33 @@ def leftover_pattern(name: str) -> re.Pattern:
     return re.compile(rf"^\.{re.escape(name)}\.(tmp|old)-\d+-[A-Za-z0-9_]+$")
 
 
-def check_writable_out(out_dir: str | os.PathLike) -> Path:
-    """``OUT`` as a path, checked without creating anything: not a file, and its nearest existing
+EXPORT_MARKERS = ("manifest.json", "report.json")  # a folder holding one of these is an earlier export
+
+
+def check_writable_out(out_dir: str | os.PathLike, **inputs: str | os.PathLike | None) -> Path:
+    """``OUT`` as an absolute path, checked without creating anything: not a file; new, empty or an
+    earlier export; holding none of ``inputs`` (``model=..., data=...``); and its nearest existing
     folder (``OUT``'s parent, or further up) accepts new files. InputError otherwise."""
-    out = Path(out_dir)
-    if out.is_symlink() and out.is_dir():
-        out = Path(os.path.realpath(out))  # replace the folder the link points to, keep the link
+    given = Path(out_dir)
+    out = Path(os.path.realpath(given) if given.is_symlink() else os.path.abspath(given))  # a link: its folder
     if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: is a file; expected an output folder (-o OUT/)")
+        raise InputError(f"{given}: is a file; expected an output folder (-o OUT/)")
+    if out.parent == out:
+        raise InputError(f"{given}: the root folder; expected an output folder (-o OUT/)")
+    for what, path in inputs.items():
+        if path is not None and _within(Path(path), out):
+            raise InputError(f"{given}: holds the {what} {path}, and the output folder is replaced whole; "
+                             "choose another -o")
+    if out.is_dir() and any(out.iterdir()) and not any((out / name).is_file() for name in EXPORT_MARKERS):
+        raise InputError(f"{given}: not empty and not an earlier export (no manifest.json or report.json), and the "
+                         "output folder is replaced whole; choose a new or empty folder")
     check_writable_parent(out, "output folder")
     return out
+
+
+def _within(path: Path, folder: Path) -> bool:
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([path, folder]) == folder
 
 
 def check_writable_parent(path: Path, what: str) -> None:

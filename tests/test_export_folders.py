@@ -350,6 +350,9 @@ def test_bad_output_and_input_fail_before_anything_is_written(tmp_path, tiny_mod
         (("quantize", mismatched_model, "--calib", digits_dir, *QUANTIZE_FAST, "-o", new), str(mismatched_model),
          "(6, 32, 32, 3) input", "(8, 32, 32, 3) input"),
         (("export", mismatched_model, "--format", "tflite", "-o", new), "model.keras", "disagrees"),
+        ((*q, "-o", tmp_path), "not empty and not an earlier export"),  # replaced whole: it would be lost
+        (("export", tiny_model_file, "--format", "tflite", "-o", tiny_model_file.parent), "holds the model"),
+        ((*q, "-o", digits_dir), "holds the data"),
         (("verify", a_file, "--reference", tiny_model_file, "--data", digits_dir, "--report", tmp_path), "--report",
          "is a folder"),
         (("verify", a_file, "--reference", tiny_model_file, "--data", digits_dir, "--report", a_file / "r.json"),
