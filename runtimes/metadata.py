@@ -175,7 +175,7 @@ def _onnx_metadata_text(path: Path) -> str | None:
     try:
         import onnx
     except ImportError:
-        raise ModelFileError(f"{path}: reading ONNX needs onnxruntime: pip install 'edge-rcnn[jetson]'") from None
+        raise ModelFileError(f"{path}: reading ONNX needs onnxruntime: pip install 'edge-rcnn[onnxruntime]'") from None
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception:

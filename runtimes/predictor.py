@@ -98,7 +98,7 @@ class Predictor:
         if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
             raise InputError(f"topk: expected a positive integer, got {topk!r}")
         probs = self.runtime.invoke(self.prepare(frames, color))[0]
-        return make_prediction(probs, self.spec.labels, topk)
+        return make_prediction(probs, self.spec.labels, topk, source=self.runtime.path)
 
     def predict_batch(self, clips: Sequence, *, color: str = "rgb", topk: int = 5) -> list[Prediction]:
         """``predict`` for each clip, each from a clean state (edge files have batch size 1)."""

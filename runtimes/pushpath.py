@@ -89,13 +89,13 @@ def top_indices(scores: list[float], probs: np.ndarray, k: int) -> list[int]:
     return candidates[np.argsort(-probs[candidates], kind="stable")][:k].tolist()
 
 
-def fast_prediction(probs: np.ndarray, labels: Sequence[str], top_k: int) -> Prediction:
-    """``classify.make_prediction(probs, labels, top_k)`` for a fresh float32 1-D ``probs`` (made
-    read-only) and ``labels`` already strings."""
+def fast_prediction(probs: np.ndarray, labels: Sequence[str], top_k: int, source=None) -> Prediction:
+    """``classify.make_prediction(probs, labels, top_k, source=source)`` for a fresh float32 1-D
+    ``probs`` (made read-only) and ``labels`` already strings."""
     scores = probs.tolist()
     total = sum(scores)
     if not abs(total) < np.inf:  # NaN or infinity somewhere: make_prediction raises ModelOutputError
-        return make_prediction(probs, labels, top_k)
+        return make_prediction(probs, labels, top_k, source=source)
     top = tuple([Class(i, labels[i], scores[i]) for i in top_indices(scores, probs, top_k)])
     best = top[0]
     probs.setflags(write=False)

@@ -78,6 +78,7 @@ class Stream:
         self.last: Prediction | None = None
         self._ema: np.ndarray | None = None
         self._lock = threading.Lock()
+        self.source: str | None = None  # the file whose scores these are, for errors
 
     @property
     def ready(self) -> bool:
@@ -100,7 +101,7 @@ class Stream:
             if self.smoothing:
                 self._ema = probs if self._ema is None else self.smoothing * self._ema + (1 - self.smoothing) * probs
                 probs = self._ema
-            self.last = fast_prediction(probs, self._label_names, self.topk)  # = classify.make_prediction
+            self.last = fast_prediction(probs, self._label_names, self.topk, self.source)  # = classify.make_prediction
             return self.last
 
     def reset(self) -> None:
@@ -153,6 +154,7 @@ class FeatureStream(Stream):
         super().__init__(labels, slots + self._lag, **options)
         self.slots = slots
         self.encoder, self.head, self.convert = encoder, head, FrameConverter(frame, encoder.input)
+        self.source = str(head.path)
         self.state_shapes = [tuple(s.shape) for s in states]
         self._states = [np.zeros(shape, np.float32) for shape in self.state_shapes]
         self._feature_in = feature
@@ -211,6 +213,7 @@ class WindowStream(Stream):
             raise InputError(f"{runtime.path.name}: a {spec.kind.value} file; a window stream needs a clip or image model")
         super().__init__(spec.labels, spec.frames, **options)
         self.runtime, self.image = runtime, spec.kind is ModelKind.IMAGE
+        self.source = str(runtime.path)
         self.convert = FrameConverter(spec.frame, runtime.input)
         self.window_frames: Ring | None = None  # made on the first frame (its converted shape)
         self._scores = OutputScores(runtime.output)

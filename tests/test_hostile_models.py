@@ -284,8 +284,12 @@ def test_foreign_models(models, suffix):
     with pytest.raises(InputError, match="labels: 'a' appears more than once"):
         runtimes.load(d / f"image{suffix}", labels=list("abcda"), normalization="unit")
     nan = runtimes.load(d / f"nan{suffix}", labels=list("abcde"), normalization="unit", num_threads=1)
-    with pytest.raises(ModelOutputError, match="5 of its 5 scores are NaN or infinite"):
+    with pytest.raises(ModelOutputError, match="5 of its 5 scores are NaN or infinite") as raised:
         nan.predict(np.zeros((1, 16, 16, 3), np.uint8) + 7)
+    assert str(raised.value).startswith(str(d / f"nan{suffix}"))
+    stream = nan.stream()  # an image model streams one frame per prediction
+    with pytest.raises(ModelOutputError, match=f"^{d / f'nan{suffix}'}: 5 of its 5 scores"):
+        stream.push(np.zeros((16, 16, 3), np.uint8) + 7)
     CASES["foreign models"] += 5
 
 

@@ -66,6 +66,9 @@ def cmd_devices(args) -> int:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
     print(f"platform     {report.platform} {report.machine}, {report.cpu_threads} CPU threads")
+    print(f"cpu          {report.cpu.line()}")
+    for use in report.uses:
+        print(f"uses         {use}")
     for rt in report.runtimes:
         print(f"{rt.name:<12} {f'{rt.package} {rt.version}' if rt.package else 'not installed'}")
     print(f"providers    {', '.join(report.onnx_providers) or '-'}")
