@@ -419,7 +419,9 @@ def set_backbone_trainable(model, config: ModelConfig, trainable: bool) -> None:
 
 
 def backbone_frozen(model, config: ModelConfig) -> bool:
-    return not weights_holder(model, config).trainable
+    """Whether no backbone weight trains. Asked of the weights, not of the holder's flag: a saved
+    model keeps each layer's flag but not a nested model's own."""
+    return not weights_holder(model, config).trainable_weights
 
 
 def save_model(model, config: ModelConfig, path: str | os.PathLike) -> Path:
