@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,7 @@ class AnnotatedVideo:
             raise InputError(f"--save {self.path}: no such folder {self.path.parent}")
         self.fps, self.cv2 = fps, import_cv2()
         self.tmp = self.path.with_name(f".{self.path.stem}.tmp{os.getpid()}{self.path.suffix}")
+        remove_dead_writers_temps(self.path)
         self.writer = None
         self.size: tuple[int, int] | None = None
         self.frames = 0
@@ -76,6 +79,29 @@ class AnnotatedVideo:
             return self.path
         self.tmp.unlink(missing_ok=True)
         return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True
+
+
+def remove_dead_writers_temps(path: Path) -> list[Path]:
+    """Delete the temporary videos of ``path`` whose writer is gone (a ``kill -9`` skips
+    ``close``); a live writer's file, another recording of the same name, is kept."""
+    pattern = re.compile(rf"^\.{re.escape(path.stem)}\.tmp(\d+){re.escape(path.suffix)}$")
+    removed = []
+    for entry in path.parent.glob(f".{glob.escape(path.stem)}.tmp*{glob.escape(path.suffix)}"):
+        match = pattern.match(entry.name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
 
 
 class EventLog:

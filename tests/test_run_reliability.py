@@ -147,3 +147,21 @@ def test_long_run_memory_stays_flat_and_drops_nothing(export_dir, tmp_path):
     growth = rss[1] - rss[0]
     # One 32x32x3 frame is 3 KB: keeping every frame would add 9 MB over these 3000.
     assert growth < 2 * 2**20, f"RSS grew {growth / 2**20:.1f} MiB over {frames} frames"
+
+
+def test_a_killed_recordings_temporary_video_is_removed_by_the_next(tmp_path):
+    """kill -9 skips AnnotatedVideo.close(): its temporary file is removed by the next recording of
+    that name, once its writer is gone; a live writer's is kept."""
+    from runtimes.recording import AnnotatedVideo
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".clip.tmp{dead_pid}.mp4"
+    live = tmp_path / f".clip.tmp{os.getppid()}.mp4"  # our parent is alive
+    other = tmp_path / f".other.tmp{dead_pid}.mp4"
+    for f in (stale, live, other):
+        f.write_bytes(b"half a video")
+    video = AnnotatedVideo(tmp_path / "clip.mp4", 10.0)
+    video.write(np.zeros((32, 32, 3), np.uint8), "rgb", "x", 1.0)
+    assert video.close() == tmp_path / "clip.mp4"
+    assert not stale.exists() and live.exists() and other.exists()
