@@ -17,6 +17,9 @@ from typing import Any, Iterable, Iterator
 # add a suffix for a library that wants one (".NAME.<8>.tmp.keras"), and model.save_model's
 # (".STEM.tmp<pid>.keras"). Nothing else matches.
 _TEMP_NAME = re.compile(r"^\..+\.([a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?|tmp[0-9]+\.keras)$")
+# A training run's loop state (epoch, history, early stopping) lives inside last.keras under this
+# name, so that one rename commits an epoch's weights and state together.
+STATE_ENTRY = "edge_rcnn_state.json"
 KILL_AT_ENV = "EDGE_RCNN_TEST_KILL_AT"
 KILL_SIGNAL_ENV = "EDGE_RCNN_TEST_KILL_SIGNAL"
 _kill_counts: dict[str, int] = {}

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from edge_rcnn._util import check_writable_folder, remove_stale_temps, write_json_atomic
+from edge_rcnn._util import STATE_ENTRY, check_writable_folder, remove_stale_temps, write_json_atomic
 from edge_rcnn.config import InputMode, ModelConfig, parse_enum
 from edge_rcnn.data.pipeline import check_flip_pairs
 from edge_rcnn.errors import ConfigError, DataError, first_line
@@ -37,7 +37,6 @@ RESUME_KEPT = ("seed", "batch", "val_fraction", "augment", "flip", "flip_pairs")
 # Resuming applies these from the next epoch on: lr and epochs reshape the learning-rate schedule
 # from the step the run reached, patience the early stop; strategy only spreads the same work.
 RESUME_APPLIED = ("lr", "epochs", "patience", "strategy")
-STATE_ENTRY = "edge_rcnn_state.json"  # the loop's state inside last.keras, committed with its weights
 
 
 class Strategy(str, enum.Enum):
