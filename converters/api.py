@@ -25,9 +25,10 @@ from converters.calibration import (ClipSet, describe, load_clips, random_clips,
 from converters.config import ConvertConfig, Format, Mode
 from converters.job import ExportedFile, ExportJob, get_converter
 from converters.manifest import write_manifest
-from converters.outdir import check_writable_out, check_writable_parent, kill_point, staged_output
+from converters.outdir import check_writable_out, check_writable_parent, staged_output
 from converters.parts import STREAM_PARTS, Part, check_streamable
 from converters.verify import Comparison, compare_file, compare_stream, format_table, raise_failures, reference_probs
+from edge_rcnn._util import kill_point
 from edge_rcnn.errors import ConfigError, InputError, MetadataError
 
 REPORT_NAME = "report.json"

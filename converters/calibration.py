@@ -138,7 +138,7 @@ def representative_dataset(reader: ClipReader | ArrayReader | FeedReader, desc: 
     """A TFLite ``representative_dataset`` (a generator function) over ``reader``, with a bar."""
 
     def generate() -> Iterator[list[np.ndarray]]:
-        from converters.outdir import kill_point
+        from edge_rcnn._util import kill_point
 
         reader.rewind()
         with_bar = ProgressReader(reader, desc, progress)

@@ -14,39 +14,29 @@ takes the lock; ``runtimes.modeldir`` refuses to load them.
 Concurrent writers are refused: ``.OUT.lock`` beside ``OUT`` is held with ``flock`` for the whole
 run and names its pid. The kernel releases it when the process dies, so the lock of a killed
 run is taken over by the next one without any staleness guess.
+
+Kill-test stages (``edge_rcnn._util.kill_point``): ``calibrating`` (inside the TFLite converter),
+``file_written`` (first file staged), ``staged`` (every file, the manifest and the report),
+``aside`` (fallback swap: old folder renamed aside), ``swapped`` (new folder in, old not deleted).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import os
 import re
 import shutil
-import signal
-import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from edge_rcnn._util import exchange_paths, kill_point
 from edge_rcnn.errors import ConversionError, EdgeRcnnError, InputError
 
-KILL_ENV = "EDGE_RCNN_TEST_KILL_AT"  # a test hook: SIGKILL this process at the named stage
 
 
 class OutputLockedError(EdgeRcnnError):
     """Another run is writing the same output folder (CLI exit 2)."""
-
-
-def kill_point(stage: str) -> None:
-    """SIGKILL this process when ``EDGE_RCNN_TEST_KILL_AT`` names ``stage`` (kill tests only).
-
-    Stages: ``calibrating`` (inside the TFLite converter), ``file_written`` (first file staged),
-    ``staged`` (every file, the manifest and the report staged), ``aside`` (fallback swap: old
-    folder renamed aside), ``swapped`` (new folder in place, old one not yet deleted)."""
-    if os.environ.get(KILL_ENV) == stage:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def leftover_pattern(name: str) -> re.Pattern:
@@ -190,31 +180,13 @@ def swap_in(new: Path, out: Path) -> Path | None:
     if not out.exists():
         os.rename(new, out)
         return None
-    if _exchange(new, out):
+    if exchange_paths(new, out):
         return new  # the old folder now sits at the temporary name
     aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
     os.rename(out, aside)  # replaces the empty placeholder folder
     kill_point("aside")
     os.rename(new, out)
     return aside
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):  # glibc before 2.28, musl
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # the file system cannot exchange
-        return False
-    raise OSError(err, os.strerror(err), str(b))
 
 
 def _umask() -> int:

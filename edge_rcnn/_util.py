@@ -104,7 +104,7 @@ def replace_folder(staged: str | os.PathLike, target: str | os.PathLike) -> None
     if not target.exists():
         os.replace(staged, target)
         return
-    if not _exchange(staged, target):
+    if not exchange_paths(staged, target):
         aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
         os.replace(target, aside / target.name)
         os.replace(staged, target)
@@ -113,7 +113,8 @@ def replace_folder(staged: str | os.PathLike, target: str | os.PathLike) -> None
     shutil.rmtree(staged, ignore_errors=True)
 
 
-def _exchange(a: Path, b: Path) -> bool:
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
     if sys.platform != "linux":
         return False
     import ctypes

@@ -2,7 +2,7 @@
 
 Kill tests run ``edge-rcnn quantize``/``export`` as a subprocess into a folder that holds another
 model's export and SIGKILL it at a named stage (``EDGE_RCNN_TEST_KILL_AT``, see
-``converters.outdir.kill_point``). Afterwards the folder must be the old export or the new one,
+``edge_rcnn._util.kill_point``). Afterwards the folder must be the old export or the new one,
 never a mix: every model file, the manifest and the report name one source model, the manifest
 lists exactly the files there with their sha256, and ``runtimes.load`` runs it. A rerun then
 clears the leftovers and writes the new export.
@@ -55,7 +55,7 @@ def assert_one_line_exit_2(argv, *expect) -> str:
 
 def run_killed(argv, stage: str, tmp_path: Path, patch: str = "") -> Path:
     """Run the CLI in a subprocess that SIGKILLs itself at ``stage``; returns its (empty at start) TMPDIR."""
-    from converters.outdir import KILL_ENV
+    from edge_rcnn._util import KILL_AT_ENV as KILL_ENV
 
     sys_tmp = tmp_path / "sys_tmp"
     sys_tmp.mkdir(exist_ok=True)
@@ -195,7 +195,7 @@ def test_without_an_atomic_exchange_a_kill_between_the_renames_is_undone_by_the_
         out, other_model_file, tiny_model_file, tmp_path):
     from converters.outdir import clean_leftovers, out_lock
 
-    patch = "import converters.outdir as o; o._exchange = lambda a, b: False"  # as on macOS
+    patch = "import converters.outdir as o; o.exchange_paths = lambda a, b: False"  # as on macOS
     run_killed(("export", tiny_model_file, "--format", "tflite", "--verify-samples", "4", "-o", out), "aside",
                tmp_path, patch)
     assert not out.exists() and len(leftovers(out)) == 2  # the old folder aside, the new one staged
