@@ -16,6 +16,7 @@ import json
 import math
 import os
 import time
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field, replace
@@ -30,10 +31,13 @@ from edge_rcnn.temporal_check import TemporalCheck, predict_frame_orders, warn_i
 
 
 LR_FLOOR = 0.05  # the learning rate decays to this share of --lr by the last planned epoch
+# After --freeze-epochs the backbone trains too, at this share of --lr: pretrained features should
+# move a little towards the new clips, not be overwritten by a head's large early gradients.
+FINE_TUNE_LR_FACTOR = 0.1
 MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's global seeds take 32 bits
 # Resuming keeps these: they decide which clips each epoch sees, and how (the split, the order,
 # the augmentation). A resume that asks for other values is refused.
-RESUME_KEPT = ("seed", "batch", "val_fraction", "augment", "flip", "flip_pairs")
+RESUME_KEPT = ("seed", "batch", "val_fraction", "augment", "flip", "flip_pairs", "weights", "freeze_epochs")
 # Resuming applies these from the next epoch on: lr and epochs reshape the learning-rate schedule
 # from the step the run reached, patience the early stop; strategy only spreads the same work.
 RESUME_APPLIED = ("lr", "epochs", "patience", "strategy")
@@ -61,6 +65,8 @@ class TrainConfig:
     augment: bool = True
     flip: bool | None = None  # None (auto): when dataset.json says flip_invariant, or there are flip pairs
     flip_pairs: tuple[tuple[str, str], ...] | None = None  # (label, its mirror's label); None: dataset.json's
+    weights: str = "none"  # imagenet, none, or a file: Keras weights for the backbone, or a run's model.keras
+    freeze_epochs: int = 0  # first epochs with the backbone frozen, then all of it at FINE_TUNE_LR_FACTOR * lr
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategy", parse_enum(Strategy, self.strategy, "strategy"))
@@ -78,6 +84,12 @@ class TrainConfig:
             raise ConfigError(f"flip: expected True, False or None (from the dataset), got {self.flip!r}")
         if self.flip_pairs is not None:
             object.__setattr__(self, "flip_pairs", check_flip_pairs(self.flip_pairs))
+        object.__setattr__(self, "weights", os.fspath(self.weights))
+        if isinstance(self.freeze_epochs, bool) or not isinstance(self.freeze_epochs, int) or self.freeze_epochs < 0:
+            raise ConfigError(f"freeze_epochs: expected an integer >= 0, got {self.freeze_epochs!r}")
+        if self.freeze_epochs and self.weights == "none":
+            raise ConfigError(f"--freeze-epochs {self.freeze_epochs}: the backbone starts from random weights "
+                              "(--weights none); expected --weights imagenet or a weights file to freeze")
 
 
 @dataclass
@@ -141,6 +153,10 @@ def train(
     # Check the model settings before reading any clip: a typo should not cost a folder scan.
     draft = resolve_model_config(config.labels if isinstance(config, ModelConfig) else ("?", "??"), config)
     state = _read_state(out)
+    from edge_rcnn.model import resolve_weights
+
+    # The starting weights are found (or downloaded) before any clip is read; a resume has its own.
+    source = resolve_weights(draft, tc.weights) if state is None else None
     index = scan_folder(data, frames=draft.frames, mode=draft.mode.value, val_fraction=tc.val_fraction, seed=tc.seed)
     if not index.val:
         raise DataError(f"{data}: no validation clips (add DATA/val/ or more clips per class)")
@@ -157,7 +173,7 @@ def train(
     from edge_rcnn._keras import keras, tf
     from edge_rcnn.callbacks import RunKeeper
     from edge_rcnn.data.pipeline import make_dataset, make_epoch_datasets
-    from edge_rcnn.model import build_model, save_model
+    from edge_rcnn.model import backbone_frozen, build_model, initialise_weights, save_model, set_backbone_trainable
 
     k, tf_ = keras(), tf()
     k.utils.set_random_seed(tc.seed)
@@ -169,19 +185,33 @@ def train(
     # Cosine decay from lr to LR_FLOOR * lr over the planned epochs: a constant rate left val
     # accuracy swinging by several points between the late epochs. A function of the optimizer's
     # step, which last.keras keeps, so a resumed run continues where it was.
-    schedule = k.optimizers.schedules.CosineDecay(tc.lr, decay_steps=tc.epochs * steps, alpha=LR_FLOOR)
-    with _strategy(tc.strategy, tf_).scope():
+    # With --freeze-epochs each phase has its own schedule: the head alone over the frozen epochs,
+    # then everything at FINE_TUNE_LR_FACTOR * lr over the rest, on a fresh optimizer (its step
+    # counts from the switch; last.keras keeps it, and the backbone's trainable flags say the phase).
+    frozen_epochs = min(tc.freeze_epochs, tc.epochs)
+    schedule = k.optimizers.schedules.CosineDecay(tc.lr, decay_steps=(frozen_epochs or tc.epochs) * steps, alpha=LR_FLOOR)
+    fine_tune = schedule if not frozen_epochs else k.optimizers.schedules.CosineDecay(
+        tc.lr * FINE_TUNE_LR_FACTOR, decay_steps=max(1, tc.epochs - frozen_epochs) * steps, alpha=LR_FLOOR)
+    strategy = _strategy(tc.strategy, tf_)
+    with strategy.scope():
         if state is not None:
             model = _load_keras(out / "last.keras", compile=True)
-            model.optimizer.learning_rate = schedule  # this call's lr and epochs, from the step reached
+            # this call's lr and epochs, from the step reached
+            model.optimizer.learning_rate = schedule if backbone_frozen(model, mc) else fine_tune
         else:
             model = build_model(mc)
+            note = initialise_weights(model, mc, source)
+            if note:
+                warnings.warn(note, stacklevel=2)
+            if frozen_epochs:
+                set_backbone_trainable(model, mc, False)  # its BatchNorm layers run in inference mode too
             model.compile(
                 optimizer=k.optimizers.Adam(schedule),
                 loss="sparse_categorical_crossentropy",
                 metrics=["accuracy"],
             )
-    keeper = RunKeeper(out, mc, _tc_dict(tc), state, steps=steps, lr_at=schedule)
+    keeper = RunKeeper(out, mc, _tc_dict(tc), state, steps=steps,
+                       lr_at=schedule if backbone_frozen(model, mc) else fine_tune)
     start_epoch = state["epoch"] if state else 0
     started = time.perf_counter()
     # One fit() per epoch, each on that epoch's own dataset (see make_epoch_datasets), repeated and
@@ -190,11 +220,18 @@ def train(
     for epoch in range(start_epoch, tc.epochs):
         if keeper.stopped_early:
             break
+        if epoch >= frozen_epochs and backbone_frozen(model, mc):
+            with strategy.scope():  # the frozen phase's optimizer has no moments for the backbone
+                set_backbone_trainable(model, mc, True)
+                model.compile(optimizer=k.optimizers.Adam(fine_tune), loss="sparse_categorical_crossentropy",
+                              metrics=["accuracy"])
+            keeper.lr_at = fine_tune
         model.fit(epoch_data(epoch).repeat(), steps_per_epoch=steps, validation_data=val_ds, epochs=epoch + 1,
                   initial_epoch=epoch, callbacks=[keeper], verbose=0)
     seconds = (state or {}).get("seconds", 0.0) + time.perf_counter() - started  # wall time, resumes added
 
     best_model = _load_keras(out / "best.keras", compile=False)
+    set_backbone_trainable(best_model, mc, True)  # model.keras as built, whichever phase was best
     save_model(best_model, mc, out / "model.keras")
     check = _write_reports(out, best_model, mc, val_ds, keeper.history, tc.seed)
     write_json_atomic(out / "metrics.json", {

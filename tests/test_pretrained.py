@@ -7,6 +7,7 @@ and Keras' ``get_file`` is replaced by one that fails as an offline machine's do
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -76,6 +77,13 @@ def test_pretrained_backbones_refuse_sizes_outside_96_to_224(size):
     with pytest.raises(ConfigError) as err:
         ModelConfig(labels=("a", "b"), backbone="mobilenetv3_small", input_size=size)
     assert "\n" not in str(err.value) and "expects each side in 96..224" in str(err.value) and str(size) in str(err.value)
+
+
+def test_pretrained_backbones_refuse_a_bare_frame_pair():
+    with pytest.raises(ConfigError) as err:
+        ModelConfig(labels=("a", "b"), backbone="mobilenetv2_035", input_size=96, motion="pair")
+    assert "\n" not in str(err.value) and "motion=pair" in str(err.value) and "newer frame only" in str(err.value)
+    assert ModelConfig(labels=("a", "b"), backbone="mobilenetv2_035", input_size=96, motion="none").encoder_channels == 3
 
 
 def test_from_scratch_backbones_keep_any_normalization():
@@ -248,6 +256,20 @@ def test_a_frozen_backbone_keeps_its_weights_and_batchnorm_statistics_while_the_
 
 # ---------------------------------------------------------------- int8, verification, streaming
 
+def _fit_batchnorm(model, x) -> None:
+    """BatchNorm statistics that fit ``x``, as a trained network's fit its data. Untrained, a deep
+    MobileNetV3's map fades layer by layer to about 1e-9, a range no int8 scale represents."""
+    from edge_rcnn._keras import keras
+
+    norms = [layer for layer in model.submodules if isinstance(layer, keras().layers.BatchNormalization)]
+    kept = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0  # the moving statistics become this batch's
+    model(x, training=True)
+    for layer, momentum in zip(norms, kept):
+        layer.momentum = momentum
+
+
 _SLOW = ("mobilenetv2_050", "mobilenetv2_100", "mobilenetv3_small", "mobilenetv3_large")  # the larger networks: deselect with -m "not slow"
 
 
@@ -260,7 +282,9 @@ def test_each_imagenet_backbone_converts_to_full_int8_verifies_and_streams(backb
     from edge_rcnn.model import build_model, save_model
 
     config = pretrained_config(backbone)
-    model_path = save_model(build_model(config), config, tmp_path / "model.keras")
+    model = build_model(config)
+    _fit_batchnorm(model, np.random.default_rng(1).uniform(-1, 1, (4, *config.input_shape)).astype("float32"))
+    model_path = save_model(model, config, tmp_path / "model.keras")
     out = tmp_path / "int8"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # few calibration clips: a warning, on purpose
@@ -276,3 +300,56 @@ def test_each_imagenet_backbone_converts_to_full_int8_verifies_and_streams(backb
     pushed = [stream.push(frame) for frame in video]
     assert pushed[: config.frames - 1] == [None] * (config.frames - 1)
     assert all(r is not None and np.isfinite(r.probs).all() for r in pushed[config.frames - 1 :])
+
+
+# ---------------------------------------------------------------- train: --weights, --freeze-epochs, resume
+
+def _small_train(**overrides):
+    from edge_rcnn.train import TrainConfig
+
+    return TrainConfig(**{**dict(epochs=2, batch=8, seed=0, lr=2e-3), **overrides})
+
+
+def test_freeze_then_fine_tune_at_a_tenth_of_the_rate_and_resume_across_the_switch(one_epoch_run, digits_dir, tmp_path):
+    from edge_rcnn.model import backbone_frozen, load_model, weights_holder
+    from edge_rcnn.train import FINE_TUNE_LR_FACTOR, _load_keras, train
+
+    config = tiny_model_config()
+    source, _ = load_model(one_epoch_run)
+    whole = train(digits_dir, tmp_path / "whole", config, _small_train(weights=str(one_epoch_run), freeze_epochs=1))
+    assert whole.history["lr"] == pytest.approx([2e-3, 2e-3 * FINE_TUNE_LR_FACTOR])
+    # Stopped after the frozen epoch: the backbone is still the source run's, weight for weight.
+    part = tmp_path / "part"
+    train(digits_dir, part, config, _small_train(epochs=1, weights=str(one_epoch_run), freeze_epochs=1))
+    frozen = _load_keras(part / "last.keras", compile=False)
+    assert backbone_frozen(frozen, config)
+    assert all(np.array_equal(a, b) for a, b in zip(weights_holder(frozen, config).get_weights(),
+                                                    weights_holder(source, config).get_weights()))
+    assert json.loads((part / "state.json").read_text())["train_config"]["freeze_epochs"] == 1
+    resumed = train(digits_dir, part, config, _small_train(weights=str(one_epoch_run), freeze_epochs=1))
+    assert resumed.history["lr"] == pytest.approx(whole.history["lr"])
+    a, _ = load_model(whole.model_path)
+    b, _ = load_model(resumed.model_path)
+    assert not backbone_frozen(b, config)
+    for x, y in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(x, y, atol=1e-5)
+
+
+def test_cli_weights_errors_are_one_line_and_exit_2_before_training(offline, digits_dir, tmp_path, capsys):
+    from edge_rcnn.cli import main
+
+    base = ["train", str(digits_dir), "--frames", str(TINY_FRAMES), "--epochs", "1"]
+    cases = [
+        (["--backbone", "mobilenetv2_035", "--size", "96", "--weights", "imagenet"],
+         ["mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5", str(offline[0] / "models")]),
+        (["--backbone", "mobilenetv2_035", "--size", "96", "--channels", "1", "--weights", "imagenet"], ["channels 1"]),
+        (["--backbone", "tiny", "--freeze-epochs", "1"], ["--freeze-epochs", "--weights none"]),
+        (["--backbone", "mobilenetv3_small", "--size", "64"], ["expects each side in 96..224"]),
+        (["--backbone", "mobilenetv3_small", "--size", "96", "--normalization", "imagenet"], ["expects symmetric"]),
+    ]
+    for n, (extra, words) in enumerate(cases):
+        out = tmp_path / f"run{n}"
+        assert main([*base, "--out", str(out), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and all(w in err for w in words), err
+        assert not (out / "model.keras").exists() and not (out / "last.keras").exists()

@@ -46,13 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--size", type=int, help="input side in pixels (default 32)")
     t.add_argument("--channels", type=int, choices=(1, 3), help="1 (grey) or 3 (colour, default)")
     t.add_argument("--mode", help="clip (T frames -> label, default) or image")
-    t.add_argument("--backbone", help="tiny, mobilenet (default) or resnet")
+    t.add_argument("--backbone", help="tiny, mobilenet (default), resnet, or ImageNet ones (96..224 px): mobilenetv2_035, "
+                                      "mobilenetv2_050, mobilenetv2_100, mobilenetv3_small, mobilenetv3_large")
     t.add_argument("--width", type=int, help="backbone base filters (default 16)")
     t.add_argument("--rnn", help="lstm (default) or gru")
     t.add_argument("--units", type=int, help="RNN units (default 64)")
     t.add_argument("--layers", type=int, help="stacked RNN layers (default 1)")
     t.add_argument("--dropout", type=float, help="dropout before the classifier (default 0)")
-    t.add_argument("--normalization", help="unit, symmetric (default) or imagenet")
+    t.add_argument("--normalization", help="unit, symmetric (default) or imagenet; an ImageNet backbone sets its own")
     t.add_argument("--motion", help="pair (default: each step sees its frame and the previous one) or none")
     t.add_argument("--grid", type=int, help="cells per side of the encoder's layout (default 4; 0: one global average)")
     t.add_argument("--projection", type=int, help="channels per grid cell (default 16)")
@@ -68,6 +69,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--flip-pairs", metavar="A:B,C:D",
                    help="labels a mirror swaps (e.g. left:right,pan_left:pan_right); others keep theirs. "
                         "Turns flips on unless --flip no; default: dataset.json's flip_pairs")
+    t.add_argument("--weights", default="none",
+                   help="starting weights: none (default), imagenet (Keras' cache, ~/.keras/models or $KERAS_HOME), "
+                        "a Keras weights file for the backbone, or a previous run's model.keras")
+    t.add_argument("--freeze-epochs", type=int, default=0,
+                   help="epochs with the backbone frozen before fine-tuning it at 0.1x --lr (default 0)")
     t.add_argument("--strategy", default="none", help="none, mirrored (all GPUs) or multiworker (TF_CONFIG)")
     t.set_defaults(func=cmd_train)
 
@@ -118,7 +124,8 @@ def cmd_train(args) -> int:
     tc = TrainConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, patience=args.patience,
                      strategy=args.strategy, augment=not args.no_augment,
                      flip={"auto": None, "yes": True, "no": False}[args.flip],
-                     flip_pairs=parse_flip_pairs(args.flip_pairs))
+                     flip_pairs=parse_flip_pairs(args.flip_pairs), weights=args.weights,
+                     freeze_epochs=args.freeze_epochs)
     try:
         result = train(args.data, args.out, overrides, tc)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (main raises Terminated for it): the same stop
