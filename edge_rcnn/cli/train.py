@@ -54,7 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--layers", type=int, help="stacked RNN layers (default 1)")
     t.add_argument("--dropout", type=float, help="dropout before the classifier (default 0)")
     t.add_argument("--normalization", help="unit, symmetric (default) or imagenet; an ImageNet backbone sets its own")
-    t.add_argument("--motion", help="pair (default: each step sees its frame and the previous one) or none")
+    t.add_argument("--motion", help="gradient (default: frame pairs plus fixed brightness-gradient cues), pair (frame "
+                   "pairs only) or none (one frame per step)")
     t.add_argument("--grid", type=int, help="cells per side of the encoder's layout (default 4; 0: one global average)")
     t.add_argument("--projection", type=int, help="channels per grid cell (default 16)")
     t.add_argument("--epochs", type=int, default=30)
