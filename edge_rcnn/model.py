@@ -11,7 +11,6 @@ image mode: (H, W, C) -> backbone -> (h, w, c) -> rows as a sequence (h, w*c) ->
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import zipfile
@@ -24,6 +23,7 @@ from edge_rcnn._keras import keras
 from edge_rcnn.backbones import APPLICATION, BN_MOMENTUM, PRETRAINED, build_backbone, keras_cache_dir
 from edge_rcnn.config import InputMode, ModelConfig, Motion, RnnType
 from edge_rcnn.errors import ConfigError, ModelFileError, first_line
+from runtimes.modeldir import file_sha256  # noqa: F401  (the one file hash: exports name their source with it)
 
 CONFIG_ENTRY = "edge_rcnn_config.json"  # our file inside the .keras zip
 
@@ -466,14 +466,6 @@ def load_model(path: str | os.PathLike):
         raise ModelFileError(f"{path}: its edge-rcnn config ({want[0]} input, {want[1]} labels) disagrees with its "
                              f"Keras model ({got[0]} input, {got[1]} outputs); expected a file saved by edge-rcnn train")
     return model, config
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def config_summary(config: ModelConfig) -> str:
