@@ -45,6 +45,45 @@ def tiny_model_file(tmp_path_factory):
     return path
 
 
+def tiny_model_files(out, metadata):
+    """The tiny clip model (untrained, batch 1) as ``raw``/``float``/``int8`` .tflite and
+    ``raw``/``float`` .onnx in ``out``; ``metadata(config, mode)`` is what the non-raw files embed.
+
+    Built with the converters' own APIs underneath ours, so runtime tests see plain LiteRT / tf2onnx
+    files. Returns ``(model, config, calibration inputs, float TFLite bytes without metadata,
+    ONNX proto without metadata, int8 TFLite bytes with metadata)``.
+    """
+    import onnx
+    import tf2onnx
+
+    from converters.metadata import embed_onnx_metadata, embed_tflite_metadata
+    from edge_rcnn._keras import keras, tf
+    from edge_rcnn.model import build_model
+
+    tf_, k = tf(), keras()
+    k.utils.set_random_seed(0)
+    config = tiny_model_config()
+    model = build_model(config, batch_size=1)
+    rng = np.random.default_rng(0)
+    calib = [rng.uniform(-1, 1, (1, *config.input_shape)).astype(np.float32) for _ in range(4)]
+
+    raw = tf_.lite.TFLiteConverter.from_keras_model(model).convert()
+    (out / "raw.tflite").write_bytes(raw)
+    (out / "float.tflite").write_bytes(embed_tflite_metadata(raw, metadata(config, "float")))
+    conv = tf_.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf_.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([c] for c in calib)
+    conv.target_spec.supported_ops = [tf_.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf_.int8
+    int8 = embed_tflite_metadata(conv.convert(), metadata(config, "int8"))
+    (out / "int8.tflite").write_bytes(int8)
+    sig = (tf_.TensorSpec((1, *config.input_shape), tf_.float32, name="frames"),)
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=sig, opset=17)
+    onnx.save(proto, out / "raw.onnx")
+    onnx.save(embed_onnx_metadata(proto, metadata(config, "float")), out / "float.onnx")
+    return model, config, calib, raw, proto, int8
+
+
 @pytest.fixture(scope="session")
 def digits_dir(tmp_path_factory):
     """A tiny moving-digits folder of .mp4 clips: DATA/{train,val}/<label>/*.mp4."""

@@ -42,7 +42,7 @@ from runtimes.base import TensorInfo  # noqa: E402
 from runtimes.metadata import parse_metadata, read_metadata  # noqa: E402
 from runtimes.spec import resolve_spec  # noqa: E402
 
-from conftest import tiny_model_config  # noqa: E402
+from conftest import tiny_model_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FUZZ = settings(max_examples=200, derandomize=True, deadline=None, database=None,
@@ -72,31 +72,11 @@ def models(tmp_path_factory):
     import onnx
     import tf2onnx
 
-    from converters.metadata import embed_onnx_metadata, embed_tflite_metadata
     from edge_rcnn._keras import keras, tf
-    from edge_rcnn.model import build_model
 
     tf_, k = tf(), keras()
-    k.utils.set_random_seed(0)
-    config = tiny_model_config()
-    model = build_model(config, batch_size=1)
     out = tmp_path_factory.mktemp("hostile")
-    rng = np.random.default_rng(0)
-    calib = [rng.uniform(-1, 1, (1, *config.input_shape)).astype(np.float32) for _ in range(4)]
-
-    raw = tf_.lite.TFLiteConverter.from_keras_model(model).convert()
-    (out / "raw.tflite").write_bytes(raw)
-    (out / "float.tflite").write_bytes(embed_tflite_metadata(raw, _metadata(config)))
-    conv = tf_.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf_.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([c] for c in calib)
-    conv.target_spec.supported_ops = [tf_.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = conv.inference_output_type = tf_.int8
-    (out / "int8.tflite").write_bytes(embed_tflite_metadata(conv.convert(), _metadata(config, "int8")))
-    sig = (tf_.TensorSpec((1, *config.input_shape), tf_.float32, name="frames"),)
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=sig, opset=17)
-    onnx.save(proto, out / "raw.onnx")
-    onnx.save(embed_onnx_metadata(proto, _metadata(config)), out / "float.onnx")
+    _, config, _, raw, proto, _ = tiny_model_files(out, _metadata)
 
     def foreign(name: str, inputs, outputs):
         net = k.Model(inputs, outputs)

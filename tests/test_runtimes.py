@@ -27,7 +27,7 @@ from runtimes import edgetpu as rt_edgetpu
 from runtimes import litert as rt_litert
 from runtimes import onnxrt as rt_onnxrt
 
-from conftest import tiny_model_config
+from conftest import tiny_model_files
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ("0_right", "0_left", "1_right", "1_left")
@@ -82,41 +82,20 @@ def _dynamic_time(tf, keras):
 def files(tmp_path_factory):
     """Keras reference + float/int8/raw TFLite, float/fp16/QDQ/raw ONNX, a stateful LSTM, a 'compiled' file."""
     import onnx
-    import tf2onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    from converters.metadata import embed_onnx_metadata, embed_tflite_metadata
+    from converters.metadata import embed_onnx_metadata
     from edge_rcnn._keras import keras, tf
-    from edge_rcnn.model import build_model
 
     tf_, k = tf(), keras()
-    k.utils.set_random_seed(0)
-    config = tiny_model_config()
-    model = build_model(config, batch_size=1)
     out = tmp_path_factory.mktemp("runtimes")
-    rng = np.random.default_rng(0)
-    calib = [rng.uniform(-1, 1, (1, *config.input_shape)).astype(np.float32) for _ in range(4)]
-
-    raw = tf_.lite.TFLiteConverter.from_keras_model(model).convert()
-    (out / "raw.tflite").write_bytes(raw)
-    (out / "float.tflite").write_bytes(embed_tflite_metadata(raw, _meta(config, "float")))
-    conv = tf_.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf_.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([c] for c in calib)
-    conv.target_spec.supported_ops = [tf_.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = conv.inference_output_type = tf_.int8
-    int8 = embed_tflite_metadata(conv.convert(), _meta(config, "int8"))
-    (out / "int8.tflite").write_bytes(int8)
+    model, config, calib, _, _, int8 = tiny_model_files(out, _meta)
     (out / "compiled.tflite").write_bytes(_compiled_for_edgetpu(int8))
     (out / "stateful.tflite").write_bytes(_stateful_lstm(tf_, k))
     dynamic, data = _dynamic_time(tf_, k)
     (out / "dynamic.tflite").write_bytes(data)
 
-    sig = (tf_.TensorSpec((1, *config.input_shape), tf_.float32, name="frames"),)
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=sig, opset=17)
-    onnx.save(proto, out / "raw.onnx")
-    onnx.save(embed_onnx_metadata(proto, _meta(config, "float")), out / "float.onnx")
     half = convert_float_to_float16(onnx.load(out / "float.onnx"), keep_io_types=False)
     onnx.save(embed_onnx_metadata(half, _meta(config, "fp16")), out / "fp16.onnx")
 
