@@ -31,7 +31,10 @@ demo: $(STAMP) $(DATA)/dataset.json
 $(DATA)/dataset.json: | $(STAMP)
 	$(BIN)/edge-rcnn data translate $(DATA) --clips-per-class 256
 
+# The layer contracts first (import-linter, seconds: see [tool.importlinter] in pyproject.toml),
+# then the whole suite.
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 # The device tests (tests/device) on an emulated Raspberry Pi 4 and 5 (ARM64 under qemu, no

@@ -1,7 +1,7 @@
 """The camera-size configuration: the default architecture at a realistic camera input.
 
 Why a second configuration: with exact last-T-frames semantics a streaming push runs one
-encoder pass and one RNN step for each of the S windows in flight (``edge_rcnn.stepper``). At
+encoder pass and one RNN step for each of the S windows in flight (``edge_rcnn.core.stepper``). At
 the standard 32x32 input that step is a sizeable share of one frame's CNN, so the MAC bound on a
 push's speed-up over recomputing the window is low whatever the code does, and each frame's CNN
 is so small that the fixed cost of two interpreter calls from Python weighs as much as the

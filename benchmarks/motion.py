@@ -43,8 +43,8 @@ LAYOUTS = {
 
 
 def make_data(name: str, work: Path) -> Path:
-    from edge_rcnn.data.motion import make_motion
-    from edge_rcnn.data.moving_digits import make_moving_digits
+    from edge_rcnn.core.data.motion import make_motion
+    from edge_rcnn.core.data.moving_digits import make_moving_digits
 
     kind, args, _ = SETS[name]
     out = work / "data" / name
@@ -56,7 +56,7 @@ def make_data(name: str, work: Path) -> Path:
 
 
 def run_one(data: Path, run: Path, layout: str, size: int, epochs: int | None, seed: int) -> dict:
-    from edge_rcnn.train import TrainConfig, train
+    from edge_rcnn.core.train import TrainConfig, train
 
     overrides = {**LAYOUTS[layout], "input_size": (size, size)}
     tc = TrainConfig(seed=seed) if epochs is None else TrainConfig(seed=seed, epochs=epochs)

@@ -34,8 +34,8 @@ PARTS = ("cnn", "rnn-fused", "rnn-unrolled", "clip-fused", "clip-unrolled")
 
 
 def part_models(model, config) -> dict[str, object]:
-    from edge_rcnn._keras import keras
-    from edge_rcnn.model import build_temporal_head, rebuild
+    from edge_rcnn.core._keras import keras
+    from edge_rcnn.core.model import build_temporal_head, rebuild
 
     k = keras()
     static = rebuild(model, config, batch_size=1)
@@ -54,7 +54,7 @@ def part_models(model, config) -> dict[str, object]:
 
 def convert(keras_model, samples: np.ndarray | None) -> bytes:
     """float32 TFLite (``samples`` None) or full int8 calibrated on ``samples`` (one per call)."""
-    from edge_rcnn._keras import tf
+    from edge_rcnn.core._keras import tf
 
     tf_ = tf()
     converter = tf_.lite.TFLiteConverter.from_keras_model(keras_model)
@@ -74,8 +74,8 @@ def measure_parts(model_path: Path, data: Path, out: Path, *, threads: int, runs
                   repeat: int = 1) -> list[Row]:
     """One row per part and precision (``cnn-int8``, ``rnn-fused-fp32``, ...), timed like the benchmark rows."""
     from edge_rcnn.benchmark.run import best_round
-    from edge_rcnn.data import load_arrays, normalize
-    from edge_rcnn.model import load_model
+    from edge_rcnn.core.data import load_arrays, normalize
+    from edge_rcnn.core.model import load_model
 
     model, config = load_model(model_path)
     clips, _ = load_arrays(data, config, split="train", limit=CALIBRATION_CLIPS, progress=False)

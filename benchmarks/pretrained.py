@@ -31,7 +31,7 @@ import numpy as np
 
 def encoder_macs(encoder) -> int:
     """Multiply-accumulates of one frame through ``encoder`` (convolutions and dense layers)."""
-    from edge_rcnn._keras import keras
+    from edge_rcnn.core._keras import keras
 
     L, total = keras().layers, 0
 
@@ -57,7 +57,7 @@ def encoder_macs(encoder) -> int:
 
 
 def _convert(model, int8: bool, shape) -> bytes:
-    from edge_rcnn._keras import tf
+    from edge_rcnn.core._keras import tf
 
     tf_ = tf()
     converter = tf_.lite.TFLiteConverter.from_keras_model(model)
@@ -71,7 +71,7 @@ def _convert(model, int8: bool, shape) -> bytes:
 
 
 def _time(tflite: bytes, runs: int) -> float:
-    from edge_rcnn._keras import tf
+    from edge_rcnn.core._keras import tf
 
     interpreter = tf().lite.Interpreter(model_content=tflite, num_threads=1)
     interpreter.allocate_tensors()
@@ -88,8 +88,8 @@ def _time(tflite: bytes, runs: int) -> float:
 
 
 def latency(backbones: list[str], sizes: list[int], runs: int) -> list[dict]:
-    from edge_rcnn.config import ModelConfig
-    from edge_rcnn.model import build_frame_encoder
+    from edge_rcnn.core.config import ModelConfig
+    from edge_rcnn.core.model import build_frame_encoder
 
     rows = []
     for backbone in backbones:
@@ -109,8 +109,8 @@ def latency(backbones: list[str], sizes: list[int], runs: int) -> list[dict]:
 
 
 def reuse(clips: int, seeds: list[int], epochs: int, first_epochs: int, size: int, freeze_epochs: int) -> dict:
-    from edge_rcnn.data.moving_digits import make_moving_digits
-    from edge_rcnn.train import TrainConfig, train
+    from edge_rcnn.core.data.moving_digits import make_moving_digits
+    from edge_rcnn.core.train import TrainConfig, train
 
     work = Path(tempfile.mkdtemp(prefix="pretrained_reuse_"))
     model = {"frames": 8, "input_size": (size, size), "backbone": "mobilenet", "width": 8, "units": 32}

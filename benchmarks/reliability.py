@@ -6,7 +6,7 @@
   take turns; ONNX Runtime's sessions run concurrently. Measured: clips per second for one
   thread, for 4 threads sharing one Predictor, for 4 threads with a Predictor each, and the
   uncontended lock's cost as a share of one call.
-- **Soak.** ``--frames`` frames (default 50,000) through ``Predictor.run`` from a video file,
+- **Soak.** ``--frames`` frames (default 50,000) through ``runtimes.camera.run`` from a video file,
   events written as ``edge-rcnn run --events`` does: RSS every 1,000 frames, its growth over the
   second half, dropped frames and predictions; then up to 20,000 frames again with an annotated
   video (``--save``), whose container keeps an index entry per frame until it is closed.
@@ -51,8 +51,8 @@ def stand_in_export(work: Path) -> Path:
         subprocess.run([sys.executable, "-m", "edge_rcnn", "data", "translate", str(data), "--clips-per-class", "8"],
                        check=True)
     from converters import quantize
-    from edge_rcnn.config import ModelConfig
-    from edge_rcnn.model import build_model, save_model
+    from edge_rcnn.core.config import ModelConfig
+    from edge_rcnn.core.model import build_model, save_model
 
     labels = sorted(p.name for p in (data / "train").iterdir() if p.is_dir())
     config = ModelConfig(labels=tuple(labels), input_size=(64, 64))
@@ -130,12 +130,13 @@ def rss_bytes() -> int:
 
 
 def soak(out: Path, frames: int, work: Path, *, save: bool = False) -> dict:
-    """``frames`` frames from a video file through ``Predictor.run``, events written as JSON lines
+    """``frames`` frames from a video file through ``runtimes.camera.run``, events written as JSON lines
     and, with ``save``, an annotated video as ``edge-rcnn run --save`` writes it; RSS every 1,000."""
     import cv2
 
     import runtimes
-    from runtimes.recording import AnnotatedVideo, EventLog
+    import runtimes.camera
+    from runtimes.camera.recording import AnnotatedVideo, EventLog
 
     p = runtimes.load(out)
     (h, w) = p.spec.frame.input_size
@@ -148,7 +149,7 @@ def soak(out: Path, frames: int, work: Path, *, save: bool = False) -> dict:
             writer.write(base[i % len(base)])
         writer.release()
     samples: list[tuple[int, int]] = []
-    run = p.run(video, threshold=0.5, hold=3)
+    run = runtimes.camera.run(p, video, threshold=0.5, hold=3)
     log = EventLog(work / "soak-events.jsonl")
     annotated = AnnotatedVideo(work / "soak-annotated.mp4", run.source.fps) if save else None
     from tqdm import tqdm
@@ -183,7 +184,7 @@ def write_record(record: dict, stem: Path) -> None:
     for r in record["threads"]:
         lines.append(f"| {r['file']} | {r['shared_vs_one']:.2f}x | {r['own_vs_one']:.2f}x | {r['lock_share']:.4%} |")
     lines += ["", "## Soak", "",
-              f"Frames from a video file through `Predictor.run`, events written as JSON lines; RSS growth counted "
+              f"Frames from a video file through `runtimes.camera.run`, events written as JSON lines; RSS growth counted "
               f"over the second half of each run (pools and caches fill first).", "",
               "| run | frames | dropped | predictions | RSS first -> last | growth, 2nd half | per frame, 2nd half |",
               "|---|---|---|---|---|---|---|"]

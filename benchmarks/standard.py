@@ -90,8 +90,8 @@ def ensure_run(data: Path, run: Path) -> dict:
 def is_standard(metrics: dict, dataset: dict) -> bool:
     """Whether the data has the CLI's default moving-digits settings and the run the default model and training."""
     from edge_rcnn.cli import build_parser
-    from edge_rcnn.config import ModelConfig
-    from edge_rcnn.train import TrainConfig, _tc_dict
+    from edge_rcnn.core.config import ModelConfig
+    from edge_rcnn.core.train import TrainConfig, _tc_dict
 
     defaults = vars(build_parser().parse_args(["data", "moving-digits", "DATA"]))
     same_data = all(dataset.get(key) == (list(defaults[key]) if isinstance(defaults[key], tuple) else defaults[key])
@@ -193,7 +193,7 @@ def record(args) -> tuple[int, str]:
            "tensor_data": {name: td.to_dict() for name, td in files.items()},
            "parts": [row.to_dict() for row in part_rows], "benchmark": report.to_dict(),
            "stream_one_thread": one_thread.to_dict(), "camera": camera}
-    from edge_rcnn._util import write_json_atomic
+    from edge_rcnn.core._util import write_json_atomic
 
     json_path = write_json_atomic(args.results / f"{stamp}.json", doc)
     plot_rows(report.rows, args.results / f"{stamp}.png", title=f"{machine.summary()}")

@@ -20,16 +20,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from converters.calibration import (ClipSet, describe, load_clips, random_clips, split_calibration,
-                                    warn_coarse_verification, warn_label_coverage)
-from converters.config import ConvertConfig, Format, Mode
+from converters.calibration import (
+    ClipSet,
+    describe,
+    load_clips,
+    random_clips,
+    split_calibration,
+    warn_coarse_verification,
+    warn_label_coverage,
+)
+from converters.config import ATOL, ConvertConfig, Format, Mode
 from converters.job import ExportedFile, ExportJob, get_converter
 from converters.manifest import write_manifest
 from converters.outdir import check_writable_out, check_writable_parent, staged_output
 from converters.parts import STREAM_PARTS, Part, check_streamable
 from converters.verify import Comparison, compare_file, compare_stream, format_table, raise_failures, reference_probs
-from edge_rcnn._util import kill_point
-from edge_rcnn.errors import ConfigError, InputError, MetadataError
+from edge_rcnn.core._util import kill_point, write_json_atomic
+from edge_rcnn.core.config import parse_enum
+from edge_rcnn.core.errors import ConfigError, InputError, MetadataError
+from edge_rcnn.core.model import file_sha256, load_model, read_config
+from runtimes.metadata import read_metadata
+from runtimes.modeldir import check_listed_file
 
 REPORT_NAME = "report.json"
 RANDOM_VERIFY_CLIPS = 16  # export without --data: compare outputs on synthetic clips
@@ -117,12 +128,6 @@ def verify(path: str | os.PathLike, reference: str | os.PathLike, data: str | os
     ``device`` is passed to ``runtimes.load`` ("auto": an Edge TPU file runs on the TPU). A file
     listed in a ``manifest.json`` beside it must match its sha256 there (a changed byte is refused).
     """
-    from converters.config import ATOL
-    from edge_rcnn.config import parse_enum
-    from edge_rcnn.model import file_sha256, load_model
-    from runtimes.metadata import read_metadata
-    from runtimes.modeldir import check_listed_file
-
     path = Path(path)
     if report is not None:
         report = check_report_path(report)
@@ -147,8 +152,6 @@ def verify(path: str | os.PathLike, reference: str | os.PathLike, data: str | os
                               min_top1=checked.min_top1)
     result = ExportReport(path.parent, None, (), (comparison,))
     if report is not None:
-        from edge_rcnn._util import write_json_atomic
-
         doc = {"file": str(path), "reference": str(reference), "data": describe(clips), "comparison": comparison.to_dict(),
                "passed": comparison.passed}
         result = ExportReport(path.parent, write_json_atomic(report, doc), (), (comparison,), doc)
@@ -158,9 +161,6 @@ def verify(path: str | os.PathLike, reference: str | os.PathLike, data: str | os
 
 def _run(model_path, out: Path, settings: ConvertConfig, calibration: ClipSet | None, held: ClipSet,
          progress: bool, extra: dict[str, Any]) -> ExportReport:
-    from edge_rcnn._util import write_json_atomic
-    from edge_rcnn.model import file_sha256, load_model
-
     keras_model, model_config = load_model(model_path)  # a config that disagrees with the weights fails here
     source_sha256 = file_sha256(model_path)
     reference = reference_probs(keras_model, model_config, held)
@@ -273,6 +273,4 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
 
 
 def _read_config(model: str | os.PathLike):
-    from edge_rcnn.model import read_config
-
     return read_config(model)

@@ -3,8 +3,8 @@
 A reader follows ONNX Runtime's ``CalibrationDataReader`` protocol: ``get_next()`` returns
 ``{input_name: float32 batch-1 clip}`` until it returns ``None``. The same reader feeds TFLite's
 ``representative_dataset`` and ORT's ``quantize_static``. Clips are real clips from a data
-folder (``edge_rcnn.data.load_arrays``), kept as uint8 and normalized one at a time with the
-model's own normalization (``edge_rcnn.data.normalize``), so memory stays at uint8 size.
+folder (``edge_rcnn.core.data.load_arrays``), kept as uint8 and normalized one at a time with the
+model's own normalization (``edge_rcnn.core.data.normalize``), so memory stays at uint8 size.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Any, Iterator, Protocol
 import numpy as np
 
 from converters.config import FEW_CALIBRATION_CLIPS
-from edge_rcnn.config import ModelConfig
-from edge_rcnn.errors import DataError
-from edge_rcnn.data import normalize
+from edge_rcnn.core._util import _NoBar, kill_point, progress
+from edge_rcnn.core.config import ModelConfig
+from edge_rcnn.core.data import load_arrays, normalize
+from edge_rcnn.core.errors import DataError
 
 
 class CalibrationDataReader(Protocol):
@@ -117,8 +118,6 @@ class ProgressReader:
     """A reader that moves a progress bar as it is consumed (same protocol, closes the bar at the end)."""
 
     def __init__(self, reader: ClipReader | ArrayReader | FeedReader, desc: str, enabled: bool = True):
-        from edge_rcnn._util import _NoBar, progress
-
         self.reader, self.input_name = reader, reader.input_name
         self._bar = progress(total=len(reader), desc=desc, unit="sample") if enabled else _NoBar()
 
@@ -138,8 +137,6 @@ def representative_dataset(reader: ClipReader | ArrayReader | FeedReader, desc: 
     """A TFLite ``representative_dataset`` (a generator function) over ``reader``, with a bar."""
 
     def generate() -> Iterator[list[np.ndarray]]:
-        from edge_rcnn._util import kill_point
-
         reader.rewind()
         with_bar = ProgressReader(reader, desc, progress)
         for feed in iter(with_bar.get_next, None):
@@ -153,8 +150,6 @@ def representative_dataset(reader: ClipReader | ArrayReader | FeedReader, desc: 
 def load_clips(data: str | Path, config: ModelConfig, *, split: str, limit: int | None, seed: int,
                progress: bool = True) -> ClipSet:
     """Real clips of one split of a data folder, labelled by ``config.labels`` (DataError if none)."""
-    from edge_rcnn.data import load_arrays
-
     x, y = load_arrays(data, config, split=split, limit=limit, seed=seed, progress=progress)
     if len(x) == 0:
         raise DataError(f"{data}: no clips in the {split!r} split (expected {split}/<label>/<clips>)")

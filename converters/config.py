@@ -11,8 +11,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from edge_rcnn.config import parse_enum
-from edge_rcnn.errors import ConfigError
+from edge_rcnn.core.config import parse_enum
+from edge_rcnn.core.errors import ConfigError
 
 
 class Mode(str, enum.Enum):

@@ -12,16 +12,19 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edge_rcnn.errors import ModelFileError, first_line
+from converters.onnx_export import float_compute_nodes, op_counts, weight_only_nodes
+from converters.tflite import make_interpreter
+from edge_rcnn.core.errors import ModelFileError, first_line
+from runtimes.base import order_io
+from runtimes.errors import RuntimeUnavailableError
+from runtimes.metadata import io_names, read_metadata, tflite_ops
+from runtimes.modeldir import check_listed_file
 
 
 def info(path: str | os.PathLike) -> dict[str, Any]:
     """``{"file", "format", "size_bytes", "metadata", "inputs", "outputs", "ops", ...}`` for a .tflite/.onnx file.
 
     A file listed in a ``manifest.json`` beside it must match its sha256 there (ModelFileError)."""
-    from runtimes.metadata import read_metadata
-    from runtimes.modeldir import check_listed_file
-
     path = Path(path)
     check_listed_file(path)
     meta = read_metadata(path)  # also rejects missing, empty and unknown files
@@ -33,17 +36,12 @@ def info(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _tflite_details(path: Path, meta: dict[str, Any] | None) -> dict[str, Any]:
-    from runtimes.base import order_io
-    from runtimes.metadata import io_names, tflite_ops
-
     ops = tflite_ops(path)
     counts: dict[str, int] = {}
     for op in ops:
         counts[op] = counts.get(op, 0) + 1
     details: dict[str, Any] = {"ops": counts, "op_count": len(ops)}
     try:
-        from converters.tflite import make_interpreter
-
         interpreter = make_interpreter(path.read_bytes())
     except Exception as exc:  # custom ops (edgetpu-custom-op) need their delegate to load
         details["io_source"] = f"metadata (the interpreter cannot load it here: {first_line(exc, 120)})"
@@ -76,10 +74,7 @@ def _onnx_details(path: Path) -> dict[str, Any]:
     try:
         import onnx
     except ImportError:
-        from runtimes.errors import RuntimeUnavailableError
-
         raise RuntimeUnavailableError("info on ONNX files needs the onnx package: pip install onnx") from None
-    from converters.onnx_export import float_compute_nodes, op_counts, weight_only_nodes
 
     try:
         proto = onnx.load(str(path))

@@ -21,8 +21,12 @@ from pathlib import Path
 
 from converters.config import Format, IoType, Mode
 from converters.job import ExportedFile, ExportJob
+from converters.metadata import embed_tflite_metadata
 from converters.parts import Part
-from edge_rcnn.errors import ConversionError
+from converters.tflite import check_ops, make_interpreter
+from edge_rcnn.core._util import write_bytes_atomic
+from edge_rcnn.core.errors import ConversionError
+from runtimes.metadata import read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +60,6 @@ def unavailable_message(tflite_path: Path, out_dir: Path) -> str:
 
 def check_constraints(job: ExportJob, tflite_path: Path) -> list[str]:
     """Edge TPU constraints the int8 file breaks (empty: compilable); warns about large RNN inputs."""
-    from converters.tflite import check_ops, make_interpreter
-
     content = tflite_path.read_bytes()
     problems = check_ops(content, full_integer=True)
     interpreter = make_interpreter(content)
@@ -92,9 +94,6 @@ def rnn_input_features(model) -> int | None:
 
 def convert(job: ExportJob) -> ExportedFile:
     """Compile ``model_int8.tflite`` (written by the TFLite target first) to ``model_int8_edgetpu.tflite``."""
-    from edge_rcnn._util import write_bytes_atomic
-    from runtimes.metadata import read_metadata
-
     if job.settings.mode is not Mode.INT8:
         raise ConversionError(f"edgetpu: needs --mode int8, got {job.settings.mode.value!r}")
     source = job.path_for(Format.TFLITE)
@@ -129,7 +128,6 @@ def convert(job: ExportJob) -> ExportedFile:
         compiler_log = log_file.read_text(errors="replace") if log_file.is_file() else "\n".join(tail)
     path = write_bytes_atomic(target, content)
     if read_metadata(path) is None:  # the compiler dropped it: put it back from the source file
-        from converters.metadata import embed_tflite_metadata
 
         write_bytes_atomic(target, embed_tflite_metadata(content, read_metadata(source)))
     write_bytes_atomic(target.with_suffix(".log"), compiler_log.encode("utf-8"))

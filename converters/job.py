@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from converters.calibration import ClipSet
-from converters.config import ConvertConfig, Format, Mode, file_name
+from converters.config import ConvertConfig, Format, Mode, file_name, parse_formats
 from converters.parts import Part
-from edge_rcnn.config import ModelConfig
+from edge_rcnn.core.config import ModelConfig
+from edge_rcnn.core.errors import choices_error
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,8 @@ def get_converter(fmt: Format | str) -> Converter:
     """``convert`` of the module for ``fmt``; an unknown format lists the valid ones."""
     import importlib
 
-    from converters.config import parse_formats
 
     (fmt,) = parse_formats([fmt])
     if fmt not in TARGET_MODULES:
-        from edge_rcnn.errors import choices_error
-
         raise choices_error("format", fmt.value, [f.value for f in TARGET_MODULES])
     return importlib.import_module(TARGET_MODULES[fmt]).convert

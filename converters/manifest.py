@@ -7,6 +7,9 @@ from typing import Any
 
 from converters.job import ExportedFile
 from converters.parts import Part
+from edge_rcnn.core._util import write_json_atomic
+from edge_rcnn.core.model import file_sha256
+from runtimes.modeldir import MANIFEST_NAME, MANIFEST_VERSION
 
 
 def write_manifest(out: Path, files: list[ExportedFile], entries: list[dict[str, Any]], config, sha256: str) -> Path:
@@ -17,10 +20,6 @@ def write_manifest(out: Path, files: list[ExportedFile], entries: list[dict[str,
     ``entries`` (the report's rows): a file that failed verification is listed with
     ``passed: false`` and never chosen by ``runtimes.load(OUT)``.
     """
-    from edge_rcnn._util import write_json_atomic
-    from edge_rcnn.model import file_sha256
-    from runtimes.modeldir import MANIFEST_NAME, MANIFEST_VERSION
-
     rows = []
     for f, entry in zip(files, entries):
         if f.path is None:

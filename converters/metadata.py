@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runtimes.metadata import METADATA_KEY
+from edge_rcnn.core.version import __version__
+from runtimes.metadata import FORMAT_VERSION, METADATA_KEY
 
 
 def embed_tflite_metadata(model_bytes: bytes, meta: dict[str, Any], *, drop_ranges: bool = False) -> bytes:
@@ -60,9 +61,6 @@ def tensor_entry(name: str, shape, dtype, scale: float | None = None, zero_point
 def build_metadata(config, *, mode: str, input: dict[str, Any], output: dict[str, Any], source_sha256: str,
                    kind: str | None = None) -> dict[str, Any]:
     """The ``edge_rcnn`` document (``format_version`` 1, schema in ``runtimes.metadata``) for ``config``."""
-    from edge_rcnn import __version__
-    from runtimes.metadata import FORMAT_VERSION
-
     mean, std = config.mean_std
     return {
         "format_version": FORMAT_VERSION,

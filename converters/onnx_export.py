@@ -19,9 +19,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from converters.config import Format, Mode
+from converters import parts
+from converters.calibration import ProgressReader
+from converters.config import Format, Mode, OnnxInt8
 from converters.job import ExportedFile, ExportJob
-from edge_rcnn.errors import ConversionError, RuntimeUnavailableError, first_line
+from converters.metadata import embed_onnx_metadata, tensor_entry
+from converters.onnx_rnn import RNN_OPS, WEIGHT_INPUTS, quantize_rnn_weights
+from converters.parts import build_graph, calibration_reader, input_shapes
+from edge_rcnn.core import _keras
+from edge_rcnn.core._util import write_bytes_atomic
+from edge_rcnn.core.errors import ConversionError, RuntimeUnavailableError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +40,6 @@ INSTALL_HINT = "pip install 'edge-rcnn[train]' (tf2onnx, onnx, onnxruntime)"
 
 def convert(job: ExportJob) -> ExportedFile:
     """Write ``model_<mode>.onnx`` for ``job``; ConversionError if the graph breaks a promise."""
-    from converters import parts
-    from converters.metadata import embed_onnx_metadata
-    from edge_rcnn._util import write_bytes_atomic
-
     onnx = _import("onnx")
     proto = _MODES[job.settings.mode](export_float(job), job)
     problems = check_graph(proto)
@@ -68,10 +71,7 @@ def convert(job: ExportJob) -> ExportedFile:
 
 def export_float(job: ExportJob):
     """The float32 ``onnx.ModelProto`` from tf2onnx (input named like the Keras input, e.g. ``frames``)."""
-    from converters.parts import build_graph, input_shapes
-    from edge_rcnn._keras import tf
-
-    tf = tf()
+    tf = _keras.tf()
     tf2onnx = _import("tf2onnx")
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     batch = None if job.settings.dynamic_batch else 1
@@ -117,11 +117,7 @@ def _dynamic(proto, job: ExportJob):
 def _int8(proto, job: ExportJob):
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
 
-    from converters.calibration import ProgressReader
-    from converters.config import OnnxInt8
     from converters.onnx_cpu import leading_float_convs, quantize_lstms_dynamically
-    from converters.onnx_rnn import quantize_rnn_weights
-    from converters.parts import calibration_reader
 
     onnx = _import("onnx")
     reader = ProgressReader(calibration_reader(job, proto.graph.input[0].name), f"calibrating {job.path_for(Format.ONNX).name}",
@@ -192,8 +188,6 @@ def float_compute_nodes(proto) -> list[str]:
 def weight_only_nodes(proto) -> list[str]:
     """LSTM/GRU nodes whose W and R come from DequantizeLinear: int8 in the file, float math when run
     (ONNX Runtime has no int8 LSTM/GRU kernel for QDQ graphs, whatever feeds their data input)."""
-    from converters.onnx_rnn import RNN_OPS, WEIGHT_INPUTS
-
     producers = _producers(proto)
     return [_label(node) for node in proto.graph.node if node.op_type in RNN_OPS
             and all(producers.get(node.input[i]) == "DequantizeLinear" for i in WEIGHT_INPUTS)]
@@ -218,7 +212,6 @@ def io_entries(proto) -> tuple[dict[str, Any], dict[str, Any]]:
     """Metadata ``input``/``output`` entries (float32 IO in every mode; -1 for a dynamic dimension)."""
     from onnx import helper
 
-    from converters.metadata import tensor_entry
 
     def entry(value_info) -> dict[str, Any]:
         tensor_type = value_info.type.tensor_type

@@ -15,7 +15,7 @@ Concurrent writers are refused: ``.OUT.lock`` beside ``OUT`` is held with ``floc
 run and names its pid. The kernel releases it when the process dies, so the lock of a killed
 run is taken over by the next one without any staleness guess.
 
-Kill-test stages (``edge_rcnn._util.kill_point``): ``calibrating`` (inside the TFLite converter),
+Kill-test stages (``edge_rcnn.core._util.kill_point``): ``calibrating`` (inside the TFLite converter),
 ``file_written`` (first file staged), ``staged`` (every file, the manifest and the report),
 ``aside`` (fallback swap: old folder renamed aside), ``swapped`` (new folder in, old not deleted).
 """
@@ -30,9 +30,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from edge_rcnn._util import exchange_paths, kill_point
-from edge_rcnn.errors import ConversionError, EdgeRcnnError, InputError
-
+from edge_rcnn.core._util import exchange_paths, kill_point
+from edge_rcnn.core.errors import ConversionError, EdgeRcnnError, InputError
 
 
 class OutputLockedError(EdgeRcnnError):

@@ -1,7 +1,7 @@
 """Which graph a target converts: the whole clip model, or one of its two streaming parts.
 
 ``--streaming`` also exports the clip model split in two: a frame encoder (one frame -> feature
-vector; runs once per camera frame) and a step head (``edge_rcnn.stepper``: one recurrent step
+vector; runs once per camera frame) and a step head (``edge_rcnn.core.stepper``: one recurrent step
 for the T windows in flight, states as explicit inputs and outputs, no state in the file). The
 runtimes' ``FeatureStream`` runs the pair (``runtimes.open_stream``). Each target module asks
 this module for the Keras graph, the calibration reader and the metadata, so it converts any
@@ -20,10 +20,14 @@ from typing import Any
 import numpy as np
 
 from converters.calibration import ArrayReader, ClipReader, FeedReader
-from edge_rcnn.stepper import state_names
-from edge_rcnn.data import normalize
-from edge_rcnn.config import InputMode, Motion
-from edge_rcnn.errors import ConfigError, ConversionError
+from converters.config import file_name
+from converters.metadata import build_metadata
+from edge_rcnn.core._keras import tf
+from edge_rcnn.core.config import InputMode, Motion
+from edge_rcnn.core.data import normalize
+from edge_rcnn.core.errors import ConfigError, ConversionError
+from edge_rcnn.core.model import frame_encoder_of, rebuild
+from edge_rcnn.core.stepper import build_step_head, run_step_head, state_names
 
 FRAMES_PER_CLIP = 4  # encoder calibration: this many evenly spaced frames of each calibration clip
 HEAD_CALIBRATION_STEPS = 1024  # step head calibration: at most this many pushes (of N clips x T)
@@ -45,13 +49,9 @@ def check_streamable(config) -> None:
 
 def build_graph(job, batch_size: int | None, unroll: bool | None = None):
     """The Keras model to convert for ``job.part`` (weights from ``job.model``)."""
-    from edge_rcnn.model import frame_encoder_of, rebuild
-
     if job.part is Part.CLIP:
         return rebuild(job.model, job.config, batch_size=batch_size, unroll=unroll)
     if job.part is Part.STREAM_HEAD:
-        from edge_rcnn.stepper import build_step_head
-
         return build_step_head(job.model, job.config)  # static shapes: [1, F] and [T, U] per state
     return frame_encoder_of(job.model, job.config, batch_size=batch_size)
 
@@ -122,13 +122,10 @@ def step_feeds(job, limit: int = HEAD_CALIBRATION_STEPS) -> list[dict[str, np.nd
     """Step-head inputs ``{feature, h0, c0, ...}`` seen while the float encoder + float step head
     play the calibration clips back to back (every state depth 0..T-1, windows across clip
     boundaries as a camera sees them); at most ``limit`` evenly spaced steps."""
-    from edge_rcnn._keras import tf
-    from edge_rcnn.stepper import build_step_head, run_stream
-
     features = float_features(job, job.calibration.clips)
     head = build_step_head(job.model, job.config)
     step = tf().function(lambda *a: head(list(a), training=False))  # traced once: N x T calls, not eager
-    _, feeds = run_stream(step, features.reshape(-1, features.shape[-1]), job.config)
+    _, feeds = run_step_head(step, features.reshape(-1, features.shape[-1]), job.config)
     names = ["feature", *state_names(job.config)]
     pick = np.unique(np.linspace(0, len(feeds) - 1, min(limit, len(feeds))).round().astype(int))
     return [dict(zip(names, feeds[i])) for i in pick]
@@ -138,9 +135,6 @@ def metadata(job, fmt, *, mode: str, input: dict[str, Any], output: dict[str, An
              io: tuple[list[str], list[str]] | None = None) -> dict[str, Any]:
     """The ``edge_rcnn`` document for ``job.part`` (``kind`` and, for parts, ``stream``); ``io``:
     the head's input and output tensor names in call order."""
-    from converters.config import file_name
-    from converters.metadata import build_metadata
-
     kind = None if job.part is Part.CLIP else job.part.value
     meta = build_metadata(job.config, mode=mode, input=input, output=output, source_sha256=job.source_sha256, kind=kind)
     if job.part is not Part.CLIP:

@@ -1,6 +1,6 @@
 """TFLite target: float32, float16, dynamic-range and full-integer int8 files.
 
-Converted from a static batch-1 rebuild of the Keras model (``edge_rcnn.model.rebuild``). A
+Converted from a static batch-1 rebuild of the Keras model (``edge_rcnn.core.model.rebuild``). A
 full-int8 file is checked after conversion: only builtin ops, every tensor an op touches is an
 integer (int8 activations, int16 LSTM cell state, int32 biases), float only on a QUANTIZE that
 reads the graph input or a DEQUANTIZE that writes the graph output (``--io float``); never a
@@ -16,9 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from converters.config import Format, IoType, Mode
+from converters import parts
+from converters.calibration import representative_dataset
+from converters.config import Format, IoType, LstmKernel, Mode
 from converters.job import ExportedFile, ExportJob
-from edge_rcnn.errors import ConversionError, first_line
+from converters.metadata import embed_tflite_metadata, tensor_entry
+from converters.parts import Part, build_graph, calibration_reader
+from edge_rcnn.core import _keras
+from edge_rcnn.core._util import write_bytes_atomic
+from edge_rcnn.core.errors import ConversionError, first_line
+from edge_rcnn.core.stepper import STATE_OUTPUT_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +45,6 @@ INT8_QUANTIZERS = ("legacy", "mlir")
 
 def convert(job: ExportJob) -> ExportedFile:
     """Write ``model_<mode>.tflite`` for ``job``; ConversionError if it breaks a promise."""
-    from converters import parts
-    from converters.metadata import embed_tflite_metadata
-    from edge_rcnn._util import write_bytes_atomic
-
     name = job.path_for(Format.TFLITE).name
     content, quantizer = convert_checked(job)
     io = signature_io(content, parts.state_names(job.config)) if job.part is parts.Part.STREAM_HEAD else None
@@ -79,11 +82,7 @@ def convert_checked(job: ExportJob) -> tuple[bytes, str | None]:
 
 def convert_bytes(job: ExportJob, quantizer: str | None = None) -> bytes:
     """The converted flatbuffer (no metadata yet); ``quantizer`` picks legacy or MLIR for int8."""
-    from converters.parts import build_graph
-    from edge_rcnn._keras import tf
-
-    tf = tf()
-    from converters.config import LstmKernel
+    tf = _keras.tf()
 
     # The clip model's LSTM as the fused op or unrolled (see LstmKernel); streaming heads are
     # always unrolled (no state in the file) and GRUs always are (no fused op).
@@ -119,9 +118,6 @@ def _setup_dynamic(converter, job: ExportJob, tf) -> None:
 
 
 def _setup_int8(converter, job: ExportJob, tf) -> None:
-    from converters.calibration import representative_dataset
-    from converters.parts import Part, calibration_reader
-
     reader = calibration_reader(job, "input")  # TFLite feeds by position; the name is only a key
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative_dataset(reader, f"calibrating {job.path_for(Format.TFLITE).name}", job.progress)
@@ -142,9 +138,7 @@ def make_interpreter(content: bytes):
     try:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:
-        from edge_rcnn._keras import tf
-
-        Interpreter, OpResolverType = tf().lite.Interpreter, tf().lite.experimental.OpResolverType
+        Interpreter, OpResolverType = _keras.tf().lite.Interpreter, _keras.tf().lite.experimental.OpResolverType
     interpreter = Interpreter(model_content=content,
                               experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     interpreter.allocate_tensors()
@@ -192,8 +186,6 @@ def check_ops(content: bytes, full_integer: bool) -> list[str]:
 def signature_io(content: bytes, states: list[str]) -> tuple[list[str], list[str]]:
     """A step head's input and output tensor names in call order: ``[feature, *states]`` ->
     ``[probs, *states]`` (the converter orders a file's tensors its own way)."""
-    from edge_rcnn.stepper import STATE_OUTPUT_SUFFIX
-
     runner = make_interpreter(content).get_signature_runner()
     ins, outs = runner.get_input_details(), runner.get_output_details()
     state_outs = [s + STATE_OUTPUT_SUFFIX for s in states]
@@ -207,8 +199,6 @@ def signature_io(content: bytes, states: list[str]) -> tuple[list[str], list[str
 def io_entries(content: bytes, io: tuple[list[str], list[str]] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Metadata ``input``/``output`` entries from the interpreter's own tensor details (a step
     head's: the feature and the probabilities, named in ``io``)."""
-    from converters.metadata import tensor_entry
-
     interpreter = make_interpreter(content)
 
     def entry(detail: dict[str, Any]) -> dict[str, Any]:

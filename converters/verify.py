@@ -19,9 +19,12 @@ from typing import Any, Iterator
 
 import numpy as np
 
+import runtimes
 from converters.calibration import ClipSet
-from edge_rcnn.data import normalize
-from edge_rcnn.errors import AccuracyDropError, AtolError, ShapeError, ValidationError
+from edge_rcnn.core._util import progress as bar
+from edge_rcnn.core.data import normalize
+from edge_rcnn.core.errors import AccuracyDropError, AtolError, ShapeError, ValidationError
+from runtimes.errors import TensorRtFileOnCpuWarning
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,6 @@ def reference_probs(model, config, clips: ClipSet, batch: int = 16) -> np.ndarra
 def _jetson_files_on_purpose() -> Iterator[None]:
     """Checking a file made for TensorRT on this CPU is the point of verification, not the mistake
     ``runtimes.onnxrt`` warns about: that warning is left out here."""
-    from runtimes.errors import TensorRtFileOnCpuWarning
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TensorRtFileOnCpuWarning)
         yield
@@ -89,9 +90,6 @@ def _jetson_files_on_purpose() -> Iterator[None]:
 
 def predict_file(path: str | Path, clips: ClipSet, *, device: str = "cpu", progress: bool = True) -> np.ndarray:
     """Probabilities from ``runtimes.load(path, device)``, one clip per ``predict`` call, as on a device."""
-    import runtimes
-    from edge_rcnn._util import progress as bar
-
     with _jetson_files_on_purpose():
         runtime = runtimes.load(path, device=device)
     probs = []
@@ -105,9 +103,6 @@ def predict_stream(encoder: str | Path, head: str | Path, clips: ClipSet, *, dev
                    progress: bool = True) -> np.ndarray:
     """Probabilities of a streaming pair: each clip pushed frame by frame (``runtimes.open_stream``),
     the prediction after its last frame; the stream is reset between clips."""
-    import runtimes
-    from edge_rcnn._util import progress as bar
-
     with _jetson_files_on_purpose():
         stream = runtimes.open_stream(encoder, head, device)
     probs = []

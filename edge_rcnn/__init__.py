@@ -1,39 +1,39 @@
 """edge-rcnn: train a CNN+RNN video model, quantize it, run it on small devices.
 
-Importing this package is cheap (no TensorFlow); the heavy parts load on first use.
+This module is the facade: the public functions of the three layers below it, by name. Importing
+it does not import TensorFlow (the functions that build, train or convert a model do).
+
+    edge_rcnn.core   config, backbones, the model builder, data, training
+    converters       calibration, int8 quantization, TFLite / ONNX / Edge TPU export, verification
+    runtimes         load(path).predict(clip) on LiteRT, the Edge TPU and ONNX Runtime
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from edge_rcnn.core.config import InputMode, ModelConfig, Normalization, RnnType
+from edge_rcnn.core.data.moving_digits import make_moving_digits
+from edge_rcnn.core.errors import EdgeRcnnError
+from edge_rcnn.core.model import build_model, load_model
+from edge_rcnn.core.train import TrainConfig, train
+from edge_rcnn.core.version import __version__
+from runtimes import list_devices, load
 
-from edge_rcnn.config import InputMode, ModelConfig, Normalization, RnnType  # noqa: E402
-from edge_rcnn.errors import EdgeRcnnError  # noqa: E402
+_CONVERTERS = ("export", "info", "quantize", "verify")
 
-_LAZY = {
-    # name: (module, attribute)
-    "train": ("edge_rcnn.train", "train"),
-    "TrainConfig": ("edge_rcnn.train", "TrainConfig"),
-    "build_model": ("edge_rcnn.model", "build_model"),
-    "load_model": ("edge_rcnn.model", "load_model"),
-    "make_moving_digits": ("edge_rcnn.data.moving_digits", "make_moving_digits"),
-    "load": ("runtimes", "load"),
-    "list_devices": ("runtimes", "list_devices"),
-    "quantize": ("converters", "quantize"),
-    "export": ("converters", "export"),
-    "verify": ("converters", "verify"),
-    "info": ("converters", "info"),
-}
-
-__all__ = ["__version__", "EdgeRcnnError", "InputMode", "ModelConfig", "Normalization", "RnnType", *_LAZY]
+__all__ = [
+    "EdgeRcnnError", "InputMode", "ModelConfig", "Normalization", "RnnType", "TrainConfig", "__version__",
+    "build_model", "list_devices", "load", "load_model", "make_moving_digits", "train", *_CONVERTERS,
+]
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
+    # converters sits above edge_rcnn.core, which lives inside this package: importing any
+    # edge_rcnn.core module runs this file first, so importing converters here would be a cycle
+    # (converters -> edge_rcnn.core -> edge_rcnn -> converters). It is imported on first use.
+    if name in _CONVERTERS:
+        import converters
 
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
+        value = getattr(converters, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'edge_rcnn' has no attribute {name!r}")

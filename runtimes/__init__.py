@@ -12,28 +12,27 @@ TensorFlow, Keras, ``edge_rcnn`` or ``converters``::
     s = p.stream(every=1, smoothing=0.0)            # one CNN pass per frame with the streaming parts
     for frame in camera:
         r = s.push(frame)                           # a Prediction once T frames are in, else None
-    for r in p.run("rtsp://..."): ...               # the camera loop: per-frame results and events
+
+The camera application (sources, the loop, events, recording) is ``runtimes.camera``, above this
+device core.
 """
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Sequence
 
-from runtimes import edgetpu as _edgetpu  # noqa: F401  (registers "edgetpu")
-from runtimes import litert as _litert  # noqa: F401  (registers "litert")
-from runtimes import onnxrt as _onnxrt  # noqa: F401  (registers "onnxruntime")
+from runtimes.backends import load_runtime
 from runtimes.base import (
     RUNTIMES,
     Device,
     DeviceKind,
     Runtime,
     TensorInfo,
-    dequantize,
+    dequantize_array,
     get_runtime,
     parse_device,
-    quantize,
+    quantize_array,
     register_runtime,
     runtime_for,
 )
@@ -48,43 +47,14 @@ from runtimes.errors import (
     RuntimeUnavailableError,
     SourceError,
 )
-from runtimes.events import Event, EventDetector, EventKind
-from runtimes.modeldir import ModelEntry, list_models
+from runtimes.modeldir import ModelEntry, find_stream_parts, list_models, pick_model
 from runtimes.predictor import Predictor
 from runtimes.spec import ModelKind, ModelSpec, resolve_spec
 from runtimes.streaming import FeatureStream, Stream, WindowStream, open_stream
-from runtimes.threads import auto_threads, one_thread_copy
+from runtimes.threads import auto_threads, check_auto, one_thread_copy
 
 
-def load_runtime(path: str | Path, device: str | Device = "auto", *, num_threads: int | None = None,
-                 runtime: str | None = None, **options) -> Runtime:
-    """One model file on one device, without labels or preprocessing (``Runtime.invoke(x)``).
-
-    ``runtime`` forces a backend by registry name; ``options`` go to the backend
-    (``cache_dir=`` for ONNX Runtime's TensorRT engine cache).
-    """
-    path = Path(path)
-    if runtime:
-        cls = get_runtime(runtime)
-        device = parse_device(device)
-        if device.kind is DeviceKind.AUTO and device.kind not in cls.devices:
-            device = Device(cls.devices[0])
-    else:
-        device = choose_device(path, device)
-        cls = runtime_for(path, device)
-    if device.kind not in cls.devices:
-        valid = ", ".join(d.value for d in cls.devices)
-        raise InputError(f"device {device}: the {cls.name} runtime runs on one of: {valid}")
-    accepted = [name for name, p in inspect.signature(cls.__init__).parameters.items()
-                if p.kind is p.KEYWORD_ONLY and name != "num_threads"]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise InputError(f"{', '.join(unknown)}: not an option of the {cls.name} runtime; "
-                         f"it takes: {', '.join(accepted) or 'no options'}")
-    return cls(path, device, num_threads=num_threads, **options)
-
-
-def load(path: str | Path, device: str | Device = "auto", *, num_threads: int | None = None,
+def load(path: str | Path, device: str | Device = "auto", *, num_threads: int | str | None = None,
          labels: Sequence[str] | None = None, normalization: str | None = None, mean=None, std=None,
          frames: int | None = None, input_size: Sequence[int] | None = None, color_order: str | None = None,
          runtime: str | None = None, **options) -> Predictor:
@@ -99,19 +69,22 @@ def load(path: str | Path, device: str | Device = "auto", *, num_threads: int | 
     ``"imagenet"``) or ``mean``/``std``; frames and size come from a static input shape.
     Arguments given here override the metadata. Metadata that is damaged, mistyped or disagrees
     with the file's own tensors (labels per output, channels, frames, size, kind) is a
-    ``MetadataError`` here, not a surprise at predict. ``num_threads`` ``None`` (default): on a CPU,
-    every core or one, whichever runs a clip of this model faster, timed here at load (about
-    30 ms; see ``runtimes.threads``); the chosen count is in ``info["num_threads"]``.
+    ``MetadataError`` here, not a surprise at predict.
+
+    ``num_threads``: ``None`` (default) is the runtime's own default (LiteRT: every core; ONNX
+    Runtime: one per physical core); an integer is that many threads; ``"auto"`` times a clip on
+    every core and on one here, at load, and keeps the faster (``runtimes.threads``: small models
+    often run faster on one, but the timing is only as steady as the machine). The count used is
+    in ``info["num_threads"]``.
     """
+    timed = check_auto(num_threads)
     stream_parts = None
     if Path(path).is_dir():
-        from runtimes.modeldir import find_stream_parts, list_models, pick_model
-
         entries = list_models(path)
         path = pick_model(path, parse_device(device), entries).path
         stream_parts = find_stream_parts(path, entries)
-    rt = load_runtime(path, device, num_threads=num_threads, runtime=runtime, **options)
-    if num_threads is None:  # every core, or one where that runs this model faster (runtimes.threads)
+    rt = load_runtime(path, device, num_threads=None if timed else num_threads, runtime=runtime, **options)
+    if timed:
         rt = auto_threads(rt, lambda: one_thread_copy(rt, runtime=runtime, **options))
     spec = resolve_spec(
         rt.path, rt.metadata, rt.input, rt.output, labels=labels, normalization=normalization,
@@ -122,10 +95,10 @@ def load(path: str | Path, device: str | Device = "auto", *, num_threads: int | 
 
 
 __all__ = [
-    "RUNTIMES", "Class", "Device", "DeviceKind", "DeviceReport", "EdgeRcnnError", "Event", "EventDetector",
-    "EventKind", "FeatureStream", "InputError", "MetadataError", "ModelEntry", "ModelFileError", "ModelKind",
+    "RUNTIMES", "Class", "Device", "DeviceKind", "DeviceReport", "EdgeRcnnError",
+    "FeatureStream", "InputError", "MetadataError", "ModelEntry", "ModelFileError", "ModelKind",
     "ModelOutputError", "ModelSpec", "Prediction", "Predictor", "Runtime", "RuntimeUnavailableError",
-    "SourceError", "Stream", "TensorInfo", "WindowStream", "choose_device", "dequantize", "get_classes",
+    "SourceError", "Stream", "TensorInfo", "WindowStream", "choose_device", "dequantize_array", "get_classes",
     "get_runtime", "get_scores", "list_devices", "list_models", "load", "load_runtime", "open_stream",
-    "parse_device", "quantize", "register_runtime", "resolve_spec", "runtime_for",
+    "parse_device", "quantize_array", "register_runtime", "resolve_spec", "runtime_for",
 ]

@@ -35,19 +35,19 @@ class DeviceKind(str, enum.Enum):
 
 
 DEVICE_FORMS = "auto, cpu, edgetpu[:usb|:pci|:N|:usb:N|:pci:N], cuda[:N], tensorrt[:N]"
-_EDGETPU_SPEC = re.compile(r"^(usb|pci)?(:\d+)?$")
+_EDGETPU_SELECTOR = re.compile(r"^(usb|pci)?(:\d+)?$")
 
 
 @dataclass(frozen=True)
 class Device:
-    """A parsed device string. ``spec`` is the Edge TPU selector pycoral uses (``:0``, ``usb``,
+    """A parsed device string. ``selector`` is the Edge TPU selector pycoral uses (``:0``, ``usb``,
     ``usb:0``, ``pci``, ``pci:0``) or the GPU index for cuda/tensorrt; empty for the default."""
 
     kind: DeviceKind
-    spec: str = ""
+    selector: str = ""
 
     def __str__(self) -> str:
-        return f"{self.kind.value}:{self.spec}" if self.spec else self.kind.value
+        return f"{self.kind.value}:{self.selector}" if self.selector else self.kind.value
 
 
 def parse_device(device: str | Device) -> Device:
@@ -55,21 +55,21 @@ def parse_device(device: str | Device) -> Device:
     if isinstance(device, Device):
         return device
     text = str(device).strip().lower()
-    name, _, spec = text.partition(":")
+    name, _, selector = text.partition(":")
     try:
         kind = DeviceKind(name)
     except ValueError:
         raise InputError(f"device: unknown value {device!r}; expected one of: {DEVICE_FORMS}") from None
     if kind is DeviceKind.EDGETPU:
-        spec = f":{spec}" if spec.isdigit() else spec  # "edgetpu:0" means the first TPU, ":0"
-        ok = _EDGETPU_SPEC.match(spec) is not None
+        selector = f":{selector}" if selector.isdigit() else selector  # "edgetpu:0" means the first TPU, ":0"
+        ok = _EDGETPU_SELECTOR.match(selector) is not None
     elif kind in (DeviceKind.CUDA, DeviceKind.TENSORRT):
-        ok = spec == "" or spec.isdigit()
+        ok = selector == "" or selector.isdigit()
     else:
-        ok = spec == ""
+        ok = selector == ""
     if not ok:
         raise InputError(f"device: unknown value {device!r}; expected one of: {DEVICE_FORMS}")
-    return Device(kind, spec)
+    return Device(kind, selector)
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class TensorInfo:
         return asdict(self) | {"shape": list(self.shape)}
 
 
-def quantize(x: np.ndarray, tensor: TensorInfo) -> np.ndarray:
+def quantize_array(x: np.ndarray, tensor: TensorInfo) -> np.ndarray:
     """Float values -> the tensor's integer type: ``q = round(x / scale) + zero_point``, clipped.
 
     Rounds half away from zero, as TFLite's own QUANTIZE kernel does.
@@ -104,7 +104,7 @@ def quantize(x: np.ndarray, tensor: TensorInfo) -> np.ndarray:
     return np.clip(q, info.min, info.max).astype(tensor.dtype)
 
 
-def dequantize(q: np.ndarray, tensor: TensorInfo) -> np.ndarray:
+def dequantize_array(q: np.ndarray, tensor: TensorInfo) -> np.ndarray:
     """Integer tensor values -> float32: ``(q - zero_point) * scale``."""
     if not tensor.scale:
         raise ModelFileError(f"tensor {tensor.name!r}: {tensor.dtype} without a quantization scale")
@@ -177,7 +177,7 @@ class Runtime:
         with self.lock:  # reset + run as one step: another thread's clip cannot come between
             self.reset()
             out = self.run(x)
-        return dequantize(out, self.output) if self.output.quantized else out.astype(np.float32)
+        return dequantize_array(out, self.output) if self.output.quantized else out.astype(np.float32)
 
     def to_input(self, x: np.ndarray) -> np.ndarray:
         """Check ``x`` against the input tensor and convert it to the tensor's dtype."""
@@ -192,7 +192,7 @@ class Runtime:
         if x.dtype.kind == "f":
             if not np.isfinite(x).all():
                 raise InputError(f"{self.path.name}: input contains NaN or infinity")
-            return quantize(x, want) if want.quantized else x.astype(want.dtype)
+            return quantize_array(x, want) if want.quantized else x.astype(want.dtype)
         if x.dtype == np.dtype(want.dtype):
             return x
         raise InputError(f"{self.path.name}: input of dtype {x.dtype}; expected float or {want.dtype}")

@@ -8,8 +8,10 @@ from typing import Sequence
 
 import numpy as np
 
-from runtimes.base import TensorInfo, dequantize
+from runtimes.base import TensorInfo, dequantize_array
 from runtimes.errors import ModelOutputError
+
+SMALL_CLASS_COUNT = 64  # up to this many classes a Python sort of one list beats numpy's call overhead
 
 
 @dataclass(frozen=True)
@@ -41,20 +43,36 @@ class Prediction:
 
 def get_scores(output: np.ndarray, tensor: TensorInfo) -> np.ndarray:
     """A raw output tensor -> float32 scores, dequantized with the tensor's scale and zero point."""
-    return dequantize(output, tensor) if tensor.quantized else np.asarray(output, dtype=np.float32)
+    return dequantize_array(output, tensor) if tensor.quantized else np.asarray(output, dtype=np.float32)
+
+
+def top_indices(scores: Sequence[float], k: int) -> list[int]:
+    """Indices of the ``k`` best ``scores`` (no NaN), best first, ties to the lower id: the order
+    of ``np.argsort(-scores, kind="stable")[:k]``. A video model has few classes: one Python sort
+    of a list; many classes take an exact ``np.partition``."""
+    n = len(scores)
+    if n <= SMALL_CLASS_COUNT or k >= n:
+        values = scores.tolist() if isinstance(scores, np.ndarray) else list(scores)
+        return sorted(range(n), key=values.__getitem__, reverse=True)[:k]  # reverse keeps ties in id order
+    scores = np.asarray(scores)
+    kth = np.partition(scores, n - k)[n - k]  # the k-th best value: all above it are in, ties at it sorted below
+    candidates = np.flatnonzero(scores >= kth)
+    return candidates[np.argsort(-scores[candidates], kind="stable")][:k].tolist()
 
 
 def get_classes(scores: np.ndarray, labels: Sequence[str], top_k: int = 5, threshold: float = -np.inf) -> tuple[Class, ...]:
     """The ``top_k`` classes with a score at or above ``threshold``, best first (ties: lower id)."""
     scores = np.asarray(scores, dtype=np.float32).reshape(-1)
-    order = np.argsort(-scores, kind="stable")[: max(int(top_k), 0)]
-    return tuple(Class(int(i), str(labels[i]), float(scores[i])) for i in order if scores[i] >= threshold)
+    values = scores.tolist()
+    return tuple(Class(i, str(labels[i]), values[i]) for i in top_indices(scores, max(int(top_k), 0))
+                 if values[i] >= threshold)
 
 
 def make_prediction(probs: np.ndarray, labels: Sequence[str], top_k: int = 5, *,
                     source: str | os.PathLike | None = None) -> Prediction:
-    """The ``Prediction`` for one score vector. Scores that are NaN or infinite rank nothing: a
-    ``ModelOutputError`` naming ``source`` (the model file) instead of a made-up answer."""
+    """The ``Prediction`` for one score vector (kept read-only as ``probs``). Scores that are NaN
+    or infinite rank nothing: a ``ModelOutputError`` naming ``source`` (the model file) instead of
+    a made-up answer."""
     probs = np.asarray(probs, dtype=np.float32).reshape(-1)
     if len(probs) != len(labels) or not np.isfinite(probs).all():
         bad = int(np.count_nonzero(~np.isfinite(probs)))

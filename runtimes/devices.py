@@ -21,6 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from runtimes.base import Device, DeviceKind, package_version, parse_device
+from runtimes.errors import RuntimeUnavailableError
+from runtimes.litert import EDGETPU_OP
+from runtimes.metadata import tflite_ops
+from runtimes.onnxrt import PROVIDERS
 
 CORAL_USB_IDS = (("1a6e", "089a"), ("18d1", "9302"))
 # pip distribution -> what it runs; the first one installed per row is the one used.
@@ -43,6 +47,34 @@ ARM_CORES = {
 # cpuinfo "Features" flag -> what it gives the int8 kernels (ARM64 names; ARMv7 says "neon").
 ARM_FEATURES = (("asimd", "neon"), ("neon", "neon"), ("asimddp", "dotprod"), ("i8mm", "i8mm"),
                 ("asimdhp", "fp16"), ("sve", "sve"))
+
+
+EDGETPU_LIBRARY = {
+    "Linux": "libedgetpu.so.1",
+    "Darwin": "libedgetpu.1.dylib",
+    "Windows": "edgetpu.dll",
+}
+
+
+def edgetpu_library(system: str | None = None) -> str:
+    """The delegate's shared library name on this (or the given) operating system."""
+    system = system or platform.system()
+    try:
+        return EDGETPU_LIBRARY[system]
+    except KeyError:
+        raise RuntimeUnavailableError(
+            f"Edge TPU: no libedgetpu for {system}; supported systems: {', '.join(EDGETPU_LIBRARY)}"
+        ) from None
+
+
+def library_loadable(library: str) -> bool:
+    """Whether the shared library loads (checked first: LiteRT's ``Delegate`` prints a traceback
+    from its ``__del__`` when the library itself is missing)."""
+    try:
+        ctypes.CDLL(library)
+    except OSError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -159,8 +191,6 @@ def _runtimes() -> tuple[RuntimeInfo, ...]:
 
 def runtime_uses(runtimes: tuple[RuntimeInfo, ...], providers: tuple[str, ...], edgetpus: tuple) -> tuple[str, ...]:
     """What ``load(path, device="auto")`` runs each file type with: ".tflite: ai-edge-litert 2.3.0 (XNNPACK, CPU)"."""
-    from runtimes.onnxrt import PROVIDERS
-
     found = {r.name: r for r in runtimes}
     uses = []
     lite = found.get("litert")
@@ -223,8 +253,6 @@ def scan_edgetpus(usb_root: str | Path = "/sys/bus/usb/devices", dev_root: str |
 
 def list_devices() -> DeviceReport:
     """What is present: runtimes with versions, Edge TPUs, ONNX Runtime providers, CPU threads."""
-    from runtimes.edgetpu import EDGETPU_LIBRARY
-
     library = EDGETPU_LIBRARY.get(platform.system())
     listed = _library_tpus(library) if library else None
     tpus = listed if listed is not None else scan_edgetpus()
@@ -254,10 +282,6 @@ def choose_device(path: str | Path, device: str | Device = "auto") -> Device:
     device = parse_device(device)
     if device.kind is not DeviceKind.AUTO or Path(path).suffix.lower() != ".tflite":
         return device
-    from runtimes.edgetpu import EDGETPU_LIBRARY
-    from runtimes.litert import EDGETPU_OP
-    from runtimes.metadata import tflite_ops
-
     if EDGETPU_OP in tflite_ops(path):
         library = EDGETPU_LIBRARY.get(platform.system())
         if library and _library_tpus(library):

@@ -8,48 +8,19 @@ inside ``edgetpu-custom-op`` run on the TPU; ``op_split()`` says how many, the r
 
 from __future__ import annotations
 
-import ctypes
-import platform
 import warnings
 from typing import Any
 
 from runtimes.base import DeviceKind, register_runtime
+from runtimes.devices import describe_found, edgetpu_library, library_loadable
 from runtimes.errors import RuntimeUnavailableError, first_line
 from runtimes.litert import LiteRtModule, LiteRtRuntime, import_litert
 
-EDGETPU_LIBRARY = {
-    "Linux": "libedgetpu.so.1",
-    "Darwin": "libedgetpu.1.dylib",
-    "Windows": "edgetpu.dll",
-}
 INSTALL_HINT = "install the Edge TPU runtime: apt install libedgetpu1-std, see coral.ai/docs/accelerator/get-started"
-
-
-def edgetpu_library(system: str | None = None) -> str:
-    """The delegate's shared library name on this (or the given) operating system."""
-    system = system or platform.system()
-    try:
-        return EDGETPU_LIBRARY[system]
-    except KeyError:
-        raise RuntimeUnavailableError(
-            f"Edge TPU: no libedgetpu for {system}; supported systems: {', '.join(EDGETPU_LIBRARY)}"
-        ) from None
-
-
-def library_loadable(library: str) -> bool:
-    """Whether the shared library loads (checked first: LiteRT's ``Delegate`` prints a traceback
-    from its ``__del__`` when the library itself is missing)."""
-    try:
-        ctypes.CDLL(library)
-    except OSError:
-        return False
-    return True
 
 
 def load_edgetpu_delegate(device: str = "", lite: LiteRtModule | None = None) -> Any:
     """The Edge TPU delegate for one TPU (pycoral device string), or ``RuntimeUnavailableError``."""
-    from runtimes.devices import describe_found
-
     lite = lite or import_litert()
     library = edgetpu_library()
     asked = f"edgetpu:{device}" if device else "edgetpu"
@@ -77,7 +48,7 @@ class EdgeTpuRuntime(LiteRtRuntime):
     package = "ai-edge-litert + libedgetpu"
 
     def make_delegates(self) -> list[Any]:
-        delegates = [load_edgetpu_delegate(self.device.spec, self.lite)]
+        delegates = [load_edgetpu_delegate(self.device.selector, self.lite)]
         split = self.op_split()
         if split["edgetpu"] == 0:
             warnings.warn(
@@ -88,4 +59,4 @@ class EdgeTpuRuntime(LiteRtRuntime):
         return delegates
 
     def details(self) -> dict[str, Any]:
-        return super().details() | {"delegate": edgetpu_library(), "tpu": self.device.spec or "first found"}
+        return super().details() | {"delegate": edgetpu_library(), "tpu": self.device.selector or "first found"}

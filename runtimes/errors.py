@@ -1,7 +1,7 @@
 """The error hierarchy shared by every edge-rcnn package.
 
 It lives in ``runtimes`` because that package must stand alone on a device (numpy and a runtime,
-nothing else); ``edge_rcnn.errors`` and ``converters`` re-export and extend it. Every error is
+nothing else); ``edge_rcnn.core.errors`` and ``converters`` re-export and extend it. Every error is
 one line that names the file or argument and what was expected; the CLI prints ``str(err)`` and
 exits with ``err.exit_code``.
 """

@@ -18,7 +18,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from runtimes.base import (
-    Device, DeviceKind, Runtime, TensorInfo, check_threads, order_io, package_version, register_runtime,
+    Device,
+    DeviceKind,
+    Runtime,
+    TensorInfo,
+    check_threads,
+    order_io,
+    package_version,
+    register_runtime,
 )
 from runtimes.errors import ModelFileError, RuntimeUnavailableError, first_line
 from runtimes.metadata import io_names, read_metadata, tflite_ops

@@ -25,7 +25,7 @@ The document (``format_version`` 1)::
                  "inputs": [..], "outputs": [..]}   # head: tensor names, [feature, *states] -> [probs, *states]
     }
 
-The streaming head is a step head (``edge_rcnn.stepper``): one recurrent step for T staggered
+The streaming head is a step head (``edge_rcnn.core.stepper``): one recurrent step for T staggered
 windows, with the states as explicit float inputs and outputs, named in ``stream.inputs`` and
 ``stream.outputs`` in call order (``input``/``output`` above are the feature and the probabilities).
 
@@ -40,6 +40,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from runtimes._tflite_ops import BUILTIN_OPS
 from runtimes.errors import MetadataError, ModelFileError, first_line
 from runtimes.metadata_checks import describe_problems, field_problems
 
@@ -125,8 +126,6 @@ def _tflite_metadata_bytes(buf: bytes, path: Path, name: str) -> bytes | None:
 
 def tflite_ops(path: str | Path) -> list[str]:
     """The op types a TFLite file uses, one entry per op in the main subgraph, in order."""
-    from runtimes._tflite_ops import BUILTIN_OPS
-
     path = Path(path)
     buf = _read(path)
     try:
@@ -159,28 +158,18 @@ def _read(path: Path) -> bytes:
 
 
 def _onnx_metadata_text(path: Path) -> str | None:
-    """``metadata_props['edge_rcnn']`` through onnxruntime, else the onnx package."""
+    """``metadata_props['edge_rcnn']`` through onnxruntime (the runtime that runs the file)."""
     try:
         import onnxruntime as ort
-
-        try:
-            opts = ort.SessionOptions()
-            opts.log_severity_level = 3
-            sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise ModelFileError(f"{path}: not a loadable ONNX model ({first_line(exc, 160)})") from None
-        return onnx_session_metadata(sess, path)
-    except ImportError:
-        pass
-    try:
-        import onnx
     except ImportError:
         raise ModelFileError(f"{path}: reading ONNX needs onnxruntime: pip install 'edge-rcnn[onnxruntime]'") from None
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception:
-        raise ModelFileError(f"{path}: not a readable ONNX model") from None
-    return {p.key: p.value for p in model.metadata_props}.get(METADATA_KEY)
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ModelFileError(f"{path}: not a loadable ONNX model ({first_line(exc, 160)})") from None
+    return onnx_session_metadata(sess, path)
 
 
 def onnx_session_metadata(session, path: str | Path) -> str | None:

@@ -30,7 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtimes.base import Device, DeviceKind
+from runtimes.devices import choose_device, onnx_providers
 from runtimes.errors import MetadataError, ModelFileError
+from runtimes.metadata import read_metadata
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 2
@@ -44,7 +46,6 @@ CLIP_KINDS = ("clip", "image")
 @dataclass(frozen=True)
 class ModelEntry:
     """One model file of an export folder."""
-
     path: Path
     format: str  # tflite | onnx | edgetpu
     mode: str | None  # int8 | fp16 | dynamic | float; None for files without metadata
@@ -66,8 +67,6 @@ def file_format(path: Path) -> str:
 
 def describe_file(path: str | Path) -> ModelEntry:
     """The entry for one file, from its embedded metadata (kind ``None`` without metadata)."""
-    from runtimes.metadata import read_metadata
-
     path = Path(path)
     meta = read_metadata(path) or {}
     return ModelEntry(path, file_format(path), meta.get("mode"), meta.get("kind"), meta.get("source_sha256"))
@@ -141,7 +140,6 @@ def file_sha256(path: Path) -> str:
 def check_entry(entry: ModelEntry) -> ModelEntry:
     """``entry`` if its file is the one the manifest lists: same sha256, same source model in its
     embedded metadata; ModelFileError naming the file otherwise (a changed, swapped or stale file)."""
-    from runtimes.metadata import read_metadata
 
     where = f"{entry.path}: "
     if entry.sha256 is not None and file_sha256(entry.path) != entry.sha256:
@@ -176,12 +174,10 @@ def _formats_for(device: Device, entries: tuple[ModelEntry, ...]) -> tuple[str, 
     order = []
     compiled = [e for e in entries if e.format == "edgetpu"]
     if compiled:
-        from runtimes.devices import choose_device
 
         if choose_device(compiled[0].path, "auto").kind is DeviceKind.EDGETPU:
             order.append("edgetpu")
     if any(e.format == "onnx" for e in entries):
-        from runtimes.devices import onnx_providers
 
         if {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(onnx_providers()):
             order.append("onnx")

@@ -66,7 +66,7 @@ def provider_options(kind: DeviceKind, gpu: int, cache_dir: Path) -> dict[str, A
 
 def select_providers(device: Device, available: Sequence[str], cache_dir: Path) -> list[tuple[str, dict[str, Any]]]:
     """``[(provider, options), ...]`` for ``device`` given ONNX Runtime's available providers."""
-    gpu = int(device.spec) if device.spec else 0
+    gpu = int(device.selector) if device.selector else 0
     if device.kind is DeviceKind.AUTO:
         kinds = [k for k in PRIORITY if PROVIDERS[k] in available]
     elif device.kind in PROVIDERS:
@@ -141,7 +141,7 @@ class OnnxRuntime(Runtime):
             )
         if self.device.kind is DeviceKind.AUTO:  # report where it really runs
             kind = next(k for k in PRIORITY if PROVIDERS[k] == self.providers[0])
-            self.device = Device(kind, "" if kind is DeviceKind.CPU else self.device.spec)
+            self.device = Device(kind, "" if kind is DeviceKind.CPU else self.device.selector)
         self.metadata = parse_metadata(onnx_session_metadata(self.session, self.path), self.path)
         if self.device.kind is DeviceKind.CPU and (self.metadata or {}).get("quantized_for") == "tensorrt":
             warnings.warn(TENSORRT_FILE_ON_CPU.format(name=self.path.name), TensorRtFileOnCpuWarning, stacklevel=4)

@@ -15,14 +15,17 @@ import numpy as np
 
 from runtimes.base import Runtime
 from runtimes.classify import Prediction, make_prediction
+from runtimes.decode import read_frames
 from runtimes.errors import InputError
 from runtimes.preprocess import prepare_frames
 from runtimes.spec import ModelKind, ModelSpec
+from runtimes.streaming import stream_for
 
 
 class Predictor:
     """A loaded model file: ``predict(frames)``, ``predict_batch(clips)``, ``invoke(x)``, ``info``,
-    and for cameras ``stream()`` (frames pushed one at a time) and ``run(source)`` (the camera loop).
+    and for cameras ``stream()`` (frames pushed one at a time; the camera loop over a source is
+    ``runtimes.camera.run(predictor, source)``).
 
     ``stream_parts`` is the ``(encoder, head)`` pair that ``stream()`` uses (found beside the file
     when not given); ``load_options`` are the ``runtimes.load`` options the parts are loaded with.
@@ -66,8 +69,6 @@ class Predictor:
 
     def _frames_of(self, frames, color: str):
         if isinstance(frames, (str, os.PathLike)):
-            from runtimes.sources import read_frames
-
             return read_frames(frames, self.spec.frames), "rgb"  # decoded files come as RGB
         if isinstance(frames, np.ndarray) and self.spec.kind is ModelKind.IMAGE and frames.ndim in (2, 3):
             frames = frames[None] if frames.ndim == 3 else frames[None, :, :, None]
@@ -112,16 +113,7 @@ class Predictor:
         Uses the streaming parts (one encoder pass per frame) when the export folder has them,
         else re-runs this clip model over the last T frames on every push, with a warning.
         """
-        from runtimes.streaming import stream_for
-
         return stream_for(self, every=every, smoothing=smoothing, topk=topk)
-
-    def run(self, source, **options):
-        """The camera loop over ``source`` (camera index, /dev/video*, URL, video, frame folder, or
-        frames): yields a ``runtimes.loop.FrameResult`` per frame. Options: ``runtimes.loop.run_stream``."""
-        from runtimes.loop import run_stream
-
-        return run_stream(self, source, **options)
 
     def invoke(self, x: np.ndarray) -> np.ndarray:
         """Preprocessed model input -> float32 outputs (probabilities for a classifier).

@@ -1,7 +1,7 @@
 """Camera frames -> model input: check, resize, reorder colours, normalize (numpy; cv2 if present).
 
 The caller passes frames as they come (uint8 ``HxWxC`` of any size, RGB or BGR, or float pixel
-values in 0..255); ``InputSpec``
+values in 0..255); ``FrameFormat``
 says what the model wants, read from the file's metadata. Resizing uses OpenCV when it is
 installed (``INTER_AREA`` on the uint8 frame, like the training pipeline) and a numpy fallback
 otherwise (box average for whole-number shrink factors, bilinear otherwise), so a Pi without
@@ -17,7 +17,7 @@ import numpy as np
 
 from runtimes.errors import InputError
 
-# (pixel / 255 - mean) / std per channel, the same presets as edge_rcnn.config.Normalization.
+# (pixel / 255 - mean) / std per channel, the same presets as edge_rcnn.core.config.Normalization.
 NORMALIZATIONS = {
     "unit": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
     "symmetric": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
@@ -38,7 +38,7 @@ def normalization_mean_std(name: str, channels: int) -> tuple[tuple[float, ...],
 
 
 @dataclass(frozen=True)
-class InputSpec:
+class FrameFormat:
     """What one frame must look like for the model: size ``(height, width)``, channels, colour
     order, normalization, and whether the model wants channels last (``nhwc``) or first."""
 
@@ -115,7 +115,7 @@ def check_pixel_range(high: float) -> None:
                          "0..255: pass uint8 frames, or multiply by 255")
 
 
-def prepare_frames(frames: Sequence[np.ndarray] | np.ndarray, spec: InputSpec, color: str = "rgb") -> np.ndarray:
+def prepare_frames(frames: Sequence[np.ndarray] | np.ndarray, spec: FrameFormat, color: str = "rgb") -> np.ndarray:
     """``N`` frames -> float32 ``(N, H, W, C)`` (or ``(N, C, H, W)``) normalized model input.
 
     ``color`` is the order of the caller's frames (cv2 gives ``bgr``); it is swapped when the

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 from runtimes.base import TensorInfo
 from runtimes.errors import InputError, MetadataError, ModelFileError
 from runtimes.metadata_checks import describe_problems, field_problems, label_problem
-from runtimes.preprocess import COLOR_ORDERS, InputSpec, normalization_mean_std
+from runtimes.preprocess import COLOR_ORDERS, FrameFormat, normalization_mean_std
 
 
 class ModelKind(str, enum.Enum):
@@ -43,7 +43,7 @@ class ModelSpec:
     kind: ModelKind
     labels: tuple[str, ...]
     frames: int
-    frame: InputSpec | None
+    frame: FrameFormat | None
 
 
 def _layout(shape: tuple[int | None, ...]) -> str:
@@ -233,7 +233,7 @@ def resolve_spec(path: str | Path, meta: dict[str, Any] | None, inp: TensorInfo,
         if order not in COLOR_ORDERS:
             raise InputError(f"color_order: unknown value {order!r}; expected one of: {', '.join(COLOR_ORDERS)}")
         if not missing:
-            frame = InputSpec(tuple(int(s) for s in size), int(channels), order, mean_, std_, layout)
+            frame = FrameFormat(tuple(int(s) for s in size), int(channels), order, mean_, std_, layout)
     if missing:
         raise MetadataError(f"{path}: no edge_rcnn metadata for: {'; '.join(missing)}" if not meta
                             else f"{path}: metadata lacks: {'; '.join(missing)}")

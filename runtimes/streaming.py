@@ -40,14 +40,18 @@ from typing import Sequence
 
 import numpy as np
 
-from runtimes.base import DeviceKind, Runtime, TensorInfo, dequantize, parse_device, quantize
-from runtimes.classify import Prediction
+from runtimes.backends import load_runtime
+from runtimes.base import DeviceKind, Runtime, TensorInfo, dequantize_array, parse_device, quantize_array
+from runtimes.classify import Prediction, make_prediction
 from runtimes.errors import InputError, MetadataError
-from runtimes.framecodec import FrameConverter
-from runtimes.preprocess import InputSpec
-from runtimes.pushpath import Ring, byte_table, fast_prediction, is_byte_tensor, look_up
+from runtimes.modeldir import find_stream_parts
+from runtimes.preprocess import FrameFormat
+from runtimes.ring import Ring
+from runtimes.spec import ModelKind, resolve_spec
+from runtimes.tables import FrameConverter, byte_table, is_byte_tensor, look_up
+from runtimes.threads import can_choose, check_auto, fastest, median_seconds, one_thread_copy
 
-__all__ = ["FeatureStream", "Ring", "Stream", "WindowStream", "open_stream", "stream_for"]
+__all__ = ["FeatureStream", "Stream", "WindowStream", "open_stream", "stream_for"]
 
 
 def _check_number(name: str, value, low: float, high: float | None, integer: bool) -> None:
@@ -101,7 +105,7 @@ class Stream:
             if self.smoothing:
                 self._ema = probs if self._ema is None else self.smoothing * self._ema + (1 - self.smoothing) * probs
                 probs = self._ema
-            self.last = fast_prediction(probs, self._label_names, self.topk, self.source)  # = classify.make_prediction
+            self.last = make_prediction(probs, self._label_names, self.topk, source=self.source)
             return self.last
 
     def reset(self) -> None:
@@ -129,18 +133,18 @@ class OutputScores:
     def __call__(self, out: np.ndarray) -> np.ndarray:
         if self.table is not None:
             return look_up(self.table, out)
-        return dequantize(out, self.tensor) if self.tensor.quantized else out.astype(np.float32)
+        return dequantize_array(out, self.tensor) if self.tensor.quantized else out.astype(np.float32)
 
 
 class FeatureStream(Stream):
     """A frame encoder and a step head: one encoder pass and one head call per push."""
 
-    def __init__(self, encoder: Runtime, head: Runtime, frame: InputSpec, labels: Sequence[str], **options):
+    def __init__(self, encoder: Runtime, head: Runtime, frame: FrameFormat, labels: Sequence[str], **options):
         feature, *states = head.inputs
         if not states or len(feature.shape) != 2 or any(len(s.shape) != 2 or s.shape != states[0].shape for s in states):
             shapes = [list(t.shape) for t in head.inputs]
             raise MetadataError(f"{head.path.name}: inputs {shapes}; expected a step head ([1, F] feature and [T, U] "
-                                "states; an older export's window head reads [1, T, F]: re-export with --streaming)")
+                                "states; re-export with edge-rcnn quantize --streaming)")
         if len(head.outputs) != len(head.inputs) or any(s.quantized for s in (*states, *head.outputs[1:])):
             raise MetadataError(f"{head.path.name}: expected float state outputs matching its {len(states)} state inputs")
         if encoder.output.shape[-1] != feature.shape[-1]:
@@ -148,7 +152,7 @@ class FeatureStream(Stream):
                                 f"{head.path.name} reads {feature.shape[-1]}")
         slots = int(states[0].shape[0])
         # A pair encoder reads the new frame stacked with the previous one on channels: the stream
-        # keeps the previous frame, and T frames make T - 1 steps (edge_rcnn.stepper).
+        # keeps the previous frame, and T frames make T - 1 steps (edge_rcnn.core.stepper).
         self.pair = frame.layout == "nhwc" and encoder.input.shape[-1] == 2 * frame.channels
         self._lag = 1 if self.pair else 0
         super().__init__(labels, slots + self._lag, **options)
@@ -182,9 +186,9 @@ class FeatureStream(Stream):
             feature = look_up(self._feature_table, raw).reshape(self._feature_in.shape)
         else:
             feature = raw.reshape(self._feature_in.shape)
-            feature = dequantize(feature, self.encoder.output) if self.encoder.output.quantized else feature.astype(np.float32)
+            feature = dequantize_array(feature, self.encoder.output) if self.encoder.output.quantized else feature.astype(np.float32)
             if self._feature_in.quantized:
-                feature = quantize(feature, self._feature_in)
+                feature = quantize_array(feature, self._feature_in)
         oldest = (self.frames_seen - self._lag) % self.slots  # its window starts at this step
         for state in self._states:
             state[oldest] = 0.0
@@ -206,8 +210,6 @@ class WindowStream(Stream):
     """Fallback without streaming parts: the whole clip model over a ring of the last T frames."""
 
     def __init__(self, predictor, **options):
-        from runtimes.spec import ModelKind
-
         spec, runtime = predictor.spec, predictor.runtime
         if spec.kind not in (ModelKind.CLIP, ModelKind.IMAGE):
             raise InputError(f"{runtime.path.name}: a {spec.kind.value} file; a window stream needs a clip or image model")
@@ -234,9 +236,6 @@ class WindowStream(Stream):
 
 def stream_for(predictor, **options) -> Stream:
     """``predictor.stream()``: the encoder + head next to its file, else a ``WindowStream`` (warned)."""
-    from runtimes.modeldir import find_stream_parts
-    from runtimes.spec import ModelKind
-
     kind, name = predictor.spec.kind, predictor.runtime.path.name
     if kind in (ModelKind.STREAM_ENCODER, ModelKind.STREAM_HEAD):
         raise InputError(f"{name}: a {kind.value} file; open the pair with runtimes.open_stream(encoder, head)")
@@ -254,16 +253,13 @@ def stream_for(predictor, **options) -> Stream:
     return WindowStream(predictor, **options)
 
 
-# The step head's ops are tiny (one step of a 64-unit LSTM for 16 windows: 0.31 M MACs in about
-# 20 ops): a second thread buys nothing and would compete with the encoder and the camera.
-# Measured (standard head, int8 LiteRT, 2-core x86): 6.5 us on one thread, 6.7 us on two.
+# The step head's ops are tiny (one RNN step for the windows in flight): a second thread buys
+# nothing and would compete with the encoder and the camera (benchmarks/results/ has the timings).
 HEAD_THREADS = 1
 
 
 def push_seconds(stream: "FeatureStream", pushes: int = 30) -> float:
     """Median seconds of a real ``push`` of a blank frame (the stream is reset afterwards)."""
-    from runtimes.threads import median_seconds
-
     spec = stream.convert.spec
     frame = np.zeros((*spec.input_size, spec.channels), np.uint8)
     seconds = median_seconds(lambda: stream.push(frame), pushes, warmup=5)
@@ -274,35 +270,29 @@ def push_seconds(stream: "FeatureStream", pushes: int = 30) -> float:
 def pick_encoder_threads(candidates: Sequence["FeatureStream"], rounds: int = 3) -> "FeatureStream":
     """The candidate stream (encoder on every core, or on one) whose pushes are fastest here.
 
-    A small frame's convolutions are too small to split: at 32x32 the standard encoder took
-    23 us per push on two threads and 9 us on one (2-core x86); at 96x96 two threads win. The
-    cost of a pool that went idle while Python ran between calls shows only in real pushes, and
-    where the line falls depends on the CPU, so real pushes are timed (alternating rounds,
-    about 0.1 s) rather than the calls alone or a guess (``runtimes.threads``).
+    A small frame's convolutions can be too small to split, and the cost of a thread pool that
+    went idle while Python ran between calls shows only in real pushes: so real pushes are timed
+    (alternating rounds), not the calls alone.
     """
-    from runtimes.threads import fastest
-
     return fastest(candidates, push_seconds, rounds)
 
 
-def open_stream(encoder: str | Path, head: str | Path, device: str = "auto", *, num_threads: int | None = None,
+def open_stream(encoder: str | Path, head: str | Path, device: str = "auto", *, num_threads: int | str | None = None,
                 head_threads: int | None = HEAD_THREADS, every: int = 1, smoothing: float = 0.0, topk: int = 5,
                 labels: Sequence[str] | None = None, normalization: str | None = None, mean=None, std=None,
                 **runtime_options) -> FeatureStream:
     """A ``FeatureStream`` from two files: ``stream_encoder_<mode>.<ext>`` and ``stream_head_<mode>.<ext>``.
 
     ``device`` applies to both (an Edge TPU runs the encoder; the head then runs on the CPU).
-    ``num_threads`` is the encoder's; by default (``None``) a CPU encoder gets every core or one,
-    whichever pushes faster here, timed when the stream opens (``pick_encoder_threads``). The
-    head runs on ``head_threads`` (default 1, see ``HEAD_THREADS``; ``None``: every core).
+    ``num_threads`` is the encoder's: ``None`` (default) the runtime's default, an integer, or
+    ``"auto"``: every core or one, whichever pushes faster here, timed when the stream opens
+    (``pick_encoder_threads``). The head runs on ``head_threads`` (default 1, see
+    ``HEAD_THREADS``; ``None``: the runtime's default).
     ``labels`` / ``normalization`` / ``mean`` / ``std`` are for files without edge-rcnn metadata.
     """
-    from runtimes import load_runtime
-    from runtimes.spec import ModelKind, resolve_spec
-    from runtimes.threads import can_choose, one_thread_copy
-
+    timed = check_auto(num_threads)
     head_device = "cpu" if parse_device(device).kind is DeviceKind.EDGETPU else device
-    enc_rt = load_runtime(encoder, device, num_threads=num_threads, **runtime_options)
+    enc_rt = load_runtime(encoder, device, num_threads=None if timed else num_threads, **runtime_options)
     head_rt = load_runtime(head, head_device, num_threads=head_threads, **runtime_options)
     specs = []
     for rt, kind in ((enc_rt, ModelKind.STREAM_ENCODER), (head_rt, ModelKind.STREAM_HEAD)):
@@ -317,7 +307,7 @@ def open_stream(encoder: str | Path, head: str | Path, device: str = "auto", *, 
                             "(source_sha256 differs)")
     options = dict(every=every, smoothing=smoothing, topk=topk)
     stream = FeatureStream(enc_rt, head_rt, specs[0].frame, specs[1].labels, **options)
-    if num_threads is None and can_choose(enc_rt):
+    if timed and can_choose(enc_rt):
         one = one_thread_copy(enc_rt, **runtime_options)
         stream = pick_encoder_threads([stream, FeatureStream(one, head_rt, specs[0].frame, specs[1].labels, **options)])
     return stream

@@ -1,12 +1,10 @@
-"""Thread count by measurement: every core or one, whichever runs this model faster here.
+"""``num_threads="auto"``: every core or one, whichever runs this model faster here, timed at load.
 
-A small model's operators are often too small to split across cores. Measured on the standard
-model (2-core x86 VM, ONNX Runtime 1.32): the int8 ONNX clip took 160 us on one thread and, from
-one process to the next, 119 us to 255 us on two; LiteRT's int8 clip took 131-143 us on one and
-88-150 us on two. Where the line falls depends on the model, the runtime, the CPU and even the
-moment, so it is timed on the device when the model loads, not guessed. Models slower than
-``AUTO_LIMIT_S`` per call keep every core (they are big enough to split, and timing them would
-slow the load).
+A small model's operators are often too small to split across cores, and where the line falls
+depends on the model, the runtime, the CPU and the moment (measurements:
+``benchmarks/results/``). So the choice is the caller's: the default is the runtime's own thread
+count, and ``"auto"`` times both on the device. Models slower than ``AUTO_LIMIT_S`` per call keep
+every core (they are big enough to split, and timing them would slow the load).
 """
 
 from __future__ import annotations
@@ -18,11 +16,27 @@ from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
+from runtimes.backends import load_runtime
+from runtimes.base import DeviceKind, check_threads
+from runtimes.errors import InputError
+
 T = TypeVar("T")
+AUTO = "auto"
 
 AUTO_LIMIT_S = 0.005  # a call slower than this keeps every core without timing one thread
 ROUNDS = 3  # alternating rounds: a burst of noise on the shared machine hits both candidates
 ROUND_S = 0.005  # about this long per candidate per round: 15 calls of a 0.3 ms clip, 3 of a 3 ms one
+
+
+def check_auto(num_threads: int | str | None) -> bool:
+    """Whether ``num_threads`` asks for timing (``"auto"``); otherwise it must be ``None`` or a
+    positive integer (``InputError`` naming the value)."""
+    if num_threads == AUTO:
+        return True
+    if isinstance(num_threads, str):
+        raise InputError(f"num_threads: expected a positive integer, None or 'auto', got {num_threads!r}")
+    check_threads(num_threads)
+    return False
 
 
 def fastest(candidates: Sequence[T], cost: Callable[[T], float], rounds: int = ROUNDS) -> T:
@@ -58,16 +72,12 @@ def call_seconds(runtime, x: np.ndarray, calls: int = 15, warmup: int = 3) -> fl
 
 def can_choose(runtime) -> bool:
     """Whether one thread against every core is a choice here: a CPU runtime on a multi-core machine."""
-    from runtimes.base import DeviceKind
-
     return (os.cpu_count() or 1) > 1 and runtime.device.kind is DeviceKind.CPU
 
 
 def one_thread_copy(loaded, /, **load_options):
     """The file of the runtime ``loaded`` again, on its device and one thread (``load_options``:
     the other ``load_runtime`` arguments), without repeating the warnings the first load gave."""
-    from runtimes import load_runtime
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return load_runtime(loaded.path, loaded.device, num_threads=1, **load_options)

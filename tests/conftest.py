@@ -17,7 +17,7 @@ TINY_FRAMES = 8
 
 
 def tiny_model_config(**overrides):
-    from edge_rcnn.config import ModelConfig
+    from edge_rcnn.core.config import ModelConfig
 
     kwargs = dict(
         labels=tuple(f"{d}_{m}" for d in TINY_DIGITS for m in TINY_DIRECTIONS),
@@ -35,8 +35,8 @@ def tiny_config():
 @pytest.fixture(scope="session")
 def tiny_model_file(tmp_path_factory):
     """An untrained tiny clip model (tiny backbone, LSTM) saved as model.keras; returns the path."""
-    from edge_rcnn._keras import keras
-    from edge_rcnn.model import build_model, save_model
+    from edge_rcnn.core._keras import keras
+    from edge_rcnn.core.model import build_model, save_model
 
     keras().utils.set_random_seed(0)
     config = tiny_model_config()
@@ -57,8 +57,8 @@ def tiny_model_files(out, metadata):
     import tf2onnx
 
     from converters.metadata import embed_onnx_metadata, embed_tflite_metadata
-    from edge_rcnn._keras import keras, tf
-    from edge_rcnn.model import build_model
+    from edge_rcnn.core._keras import keras, tf
+    from edge_rcnn.core.model import build_model
 
     tf_, k = tf(), keras()
     k.utils.set_random_seed(0)
@@ -87,7 +87,7 @@ def tiny_model_files(out, metadata):
 @pytest.fixture(scope="session")
 def digits_dir(tmp_path_factory):
     """A tiny moving-digits folder of .mp4 clips: DATA/{train,val}/<label>/*.mp4."""
-    from edge_rcnn.data.moving_digits import make_moving_digits
+    from edge_rcnn.core.data.moving_digits import make_moving_digits
 
     out = tmp_path_factory.mktemp("digits")
     return make_moving_digits(
@@ -104,7 +104,7 @@ def trained_model_file(tmp_path_factory, digits_dir):
     to learn the direction in a dozen epochs (~40% val, measured); this one reaches 100% on
     held-out handwriting in 20 epochs, so parity tests measure quantization, not coin flips.
     """
-    from edge_rcnn.train import TrainConfig, train
+    from edge_rcnn.core.train import TrainConfig, train
 
     run = tmp_path_factory.mktemp("trained_run")
     config = tiny_model_config(backbone="mobilenet", width=8, units=16)

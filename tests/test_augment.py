@@ -8,13 +8,13 @@ import warnings
 import cv2
 import numpy as np
 import pytest
-
 from conftest import TINY_FRAMES, tiny_model_config
+
 from edge_rcnn.cli import main
-from edge_rcnn.data import DataWarning, normalize, read_clip, scan_folder
-from edge_rcnn.data.pipeline import check_flip_pairs, flip_label_map, unpaired_direction_labels
-from edge_rcnn.errors import ConfigError, DataError
-from edge_rcnn.train import TrainConfig
+from edge_rcnn.core.data import DataWarning, normalize, read_clip, scan_folder
+from edge_rcnn.core.data.pipeline import check_flip_pairs, flip_label_map, unpaired_direction_labels
+from edge_rcnn.core.errors import ConfigError, DataError
+from edge_rcnn.core.train import TrainConfig
 
 LABELS = ("left", "right", "still")
 CLIPS = 3  # per label
@@ -49,7 +49,7 @@ def motion(clip):
 
 
 def test_a_mirrored_clip_takes_its_pair_label_and_symmetric_labels_keep_theirs(tmp_path, monkeypatch):
-    from edge_rcnn.data import make_dataset, pipeline
+    from edge_rcnn.core.data import make_dataset, pipeline
 
     monkeypatch.setattr(pipeline, "MAX_CROP", 0.0)
     monkeypatch.setattr(pipeline, "MAX_BRIGHTNESS", 0.0)
@@ -102,7 +102,7 @@ def test_direction_words_are_matched_on_word_parts():
 
 
 def test_one_warning_names_the_direction_labels_without_a_pair(tmp_path):
-    from edge_rcnn.data import make_dataset
+    from edge_rcnn.core.data import make_dataset
 
     index = scan_folder(write_motion_folder(tmp_path), frames=TINY_FRAMES, val_fraction=0.0)
     config = tiny_model_config(labels=LABELS)
@@ -126,7 +126,7 @@ class _Stop(Exception):
 @pytest.fixture
 def flips_of(monkeypatch):
     """``flips_of(argv)``: the (flip, flip_pairs) that ``edge-rcnn train`` hands to the training pipeline."""
-    from edge_rcnn.data import pipeline
+    from edge_rcnn.core.data import pipeline
 
     seen = {}
 

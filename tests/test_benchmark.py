@@ -15,7 +15,7 @@ import pytest
 
 from edge_rcnn.benchmark.formats import DEFAULT_FORMATS, FORMATS, parse_formats
 from edge_rcnn.benchmark.report import COLUMNS
-from edge_rcnn.errors import ConfigError
+from edge_rcnn.core.errors import ConfigError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BENCH_FORMATS = ("keras", "tflite-int8", "onnx-fp32", "stream-int8")
@@ -84,7 +84,7 @@ def test_benchmark_command_writes_json_csv_png(bench_dir):
 
 def test_failing_format_is_a_row_with_its_reason(bench_dir, tiny_model_file, digits_dir, monkeypatch):
     from edge_rcnn.benchmark import benchmark, prepare
-    from edge_rcnn.errors import ConversionError
+    from edge_rcnn.core.errors import ConversionError
 
     out, _ = bench_dir
 
@@ -111,8 +111,8 @@ def test_stale_export_is_not_reused(bench_dir, tiny_model_file, digits_dir, tmp_
     import shutil
 
     from edge_rcnn.benchmark import benchmark, prepare
-    from edge_rcnn.errors import ConversionError
-    from edge_rcnn.model import file_sha256
+    from edge_rcnn.core.errors import ConversionError
+    from edge_rcnn.core.model import file_sha256
 
     out, _ = bench_dir
     fmt, sha = FORMATS["tflite-int8"], file_sha256(tiny_model_file)
@@ -195,8 +195,8 @@ def test_bad_arguments_fail_before_any_work(tiny_model_file, digits_dir, tmp_pat
 
 
 def test_mac_counter_on_a_known_stack():
-    from edge_rcnn._keras import keras
     from edge_rcnn.benchmark.macs import count_macs, split_clip_macs
+    from edge_rcnn.core._keras import keras
 
     k = keras()
     frame_in = k.Input((8, 8, 3))
@@ -226,8 +226,9 @@ def test_mac_counter_on_a_known_stack():
 @pytest.mark.parametrize("rnn, gates, layers, motion", [("lstm", 4, 1, "none"), ("gru", 3, 2, "pair")])
 def test_step_head_macs_count_one_projection_and_s_recurrent_products(rnn, gates, layers, motion):
     from conftest import tiny_model_config
+
     from edge_rcnn.benchmark.macs import split_clip_macs
-    from edge_rcnn.model import build_model
+    from edge_rcnn.core.model import build_model
 
     # tiny backbone and one global average: F = 2 * width = 8 features; S = T steps, or T - 1 pairs
     config = tiny_model_config(rnn=rnn, layers=layers, motion=motion, grid=0)

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from edge_rcnn.config import InputMode, ModelConfig, Normalization, RnnType
-from edge_rcnn.errors import ConfigError
+from edge_rcnn.core.config import InputMode, ModelConfig, Normalization, RnnType
+from edge_rcnn.core.errors import ConfigError
 
 
 def test_defaults_and_roundtrip():
@@ -22,7 +22,7 @@ def test_defaults_and_roundtrip():
 
 
 def test_clip_models_default_to_frame_pairs_with_gradient_cues_on_a_grid():
-    from edge_rcnn.config import Motion
+    from edge_rcnn.core.config import Motion
 
     cfg = ModelConfig(labels=["a", "b"], frames=8)
     assert cfg.motion is Motion.GRADIENT and cfg.grid == 4 and cfg.steps == 7 and cfg.encoder_channels == 6
@@ -32,7 +32,7 @@ def test_clip_models_default_to_frame_pairs_with_gradient_cues_on_a_grid():
 
 
 def test_a_config_saved_before_motion_and_grid_existed_describes_the_old_model():
-    from edge_rcnn.config import Motion
+    from edge_rcnn.core.config import Motion
 
     old = ModelConfig(labels=["a", "b"]).to_dict()
     del old["motion"], old["grid"], old["projection"]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import TINY_DIRECTIONS, TINY_FRAMES, tiny_model_config
+
 from runtimes.metadata import read_metadata
 
 FAST = dict(samples=4, verify_samples=8)  # digits_dir has 3 val clips per class: 4 calibrate, 8 verify
@@ -168,7 +168,7 @@ def test_int8_tflite_drops_calibration_ranges_and_computes_the_same(tmp_path):
     has none, and a file with and without them gives bit-identical outputs."""
     from converters.metadata import embed_tflite_metadata
     from converters.tflite import make_interpreter
-    from edge_rcnn._keras import keras, tf
+    from edge_rcnn.core._keras import keras, tf
 
     k, tf_ = keras(), tf()
     inp = k.Input((8, 8, 3), batch_size=1)
@@ -228,13 +228,13 @@ def assert_full_int8(path: Path, io_dtype: str = "int8") -> None:
 
 
 @pytest.mark.parametrize("rnn, kernel", [("lstm", "unrolled"), ("lstm", "fused"), ("gru", None)])
-@pytest.mark.parametrize("backbone", __import__("edge_rcnn.backbones", fromlist=["x"]).scratch_backbones())  # ImageNet: test_pretrained
+@pytest.mark.parametrize("backbone", __import__("edge_rcnn.core.backbones", fromlist=["x"]).scratch_backbones())  # ImageNet: test_pretrained
 def test_int8_tflite_is_builtin_int8_for_every_backbone_and_rnn(tmp_path, backbone, rnn, kernel):
     from converters.calibration import ClipSet
     from converters.config import ConvertConfig
     from converters.job import ExportJob
     from converters.tflite import convert
-    from edge_rcnn.model import build_model
+    from edge_rcnn.core.model import build_model
 
     config = tiny_model_config(backbone=backbone, rnn=rnn, width=4, units=8, frames=4)
     rng = np.random.default_rng(0)
@@ -364,8 +364,8 @@ def test_onnx_int8_stores_rnn_weights_as_int8(tmp_path, rnn):
     from converters.job import ExportJob
     from converters.onnx_export import convert, export_float, float_compute_nodes
     from converters.onnx_rnn import RNN_OPS, quantize_rnn_weights
-    from edge_rcnn.data import normalize
-    from edge_rcnn.model import build_model
+    from edge_rcnn.core.data import normalize
+    from edge_rcnn.core.model import build_model
 
     config = tiny_model_config(rnn=rnn, frames=4, motion="none", grid=0)  # 8 features: the RNN's weights are the subject
     rng = np.random.default_rng(0)
@@ -420,7 +420,7 @@ def test_onnx_dynamic_batch(tmp_path, tiny_model_file):
 
 def test_metadata_in_every_file(int8_run, plain_runs, tiny_model_file):
     from converters.tflite import make_interpreter
-    from edge_rcnn.model import file_sha256, read_config
+    from edge_rcnn.core.model import file_sha256, read_config
     from runtimes.metadata import read_metadata
 
     config = read_config(tiny_model_file)
@@ -448,7 +448,7 @@ def test_metadata_in_every_file(int8_run, plain_runs, tiny_model_file):
 
 def test_validate_model_outputs_collects_every_mismatch():
     from converters.verify import validate_model_outputs
-    from edge_rcnn.errors import AtolError, ShapeError
+    from edge_rcnn.core.errors import AtolError, ShapeError
 
     ref = np.full((6, 4), 0.25, np.float32)
     validate_model_outputs(ref, ref + 5e-5, atol=1e-4)
@@ -543,7 +543,7 @@ def test_edgetpu_without_a_compiler_says_what_to_do(int8_run, monkeypatch, caplo
     from converters import edgetpu
     from converters.config import ConvertConfig
     from converters.job import ExportJob
-    from edge_rcnn.model import load_model
+    from edge_rcnn.core.model import load_model
 
     monkeypatch.setenv("PATH", "/nonexistent")
     model, config = load_model(tiny_model_file)
@@ -562,7 +562,7 @@ def test_edgetpu_constraints(io_float_run, monkeypatch):
     from converters import edgetpu
     from converters.config import ConvertConfig
     from converters.job import ExportJob
-    from edge_rcnn.errors import ConversionError
+    from edge_rcnn.core.errors import ConversionError
 
     class WideRnn:  # the RNN reads 1280 features per step
         def get_layer(self, name):
@@ -605,7 +605,7 @@ def test_info(int8_run):
 
 def test_config_enums_and_errors():
     from converters.config import ConvertConfig, Format, IoType, Mode, file_name
-    from edge_rcnn.errors import ConfigError
+    from edge_rcnn.core.errors import ConfigError
 
     c = ConvertConfig(formats="onnx,tflite,onnx", mode="FP16")
     assert c.formats == (Format.ONNX, Format.TFLITE) and c.mode is Mode.FP16 and c.atol == 1e-2
@@ -632,7 +632,7 @@ def test_config_enums_and_errors():
 
 def test_calibration_reader_protocol(tiny_config):
     from converters.calibration import ClipReader, ClipSet, split_calibration
-    from edge_rcnn.data import normalize
+    from edge_rcnn.core.data import normalize
 
     rng = np.random.default_rng(0)
     clips = ClipSet(rng.integers(0, 256, (6, *tiny_config.input_shape), dtype=np.uint8), np.array([0, 0, 0, 1, 1, 1]), "t")
@@ -676,7 +676,7 @@ def assert_one_line_exit_2(argv, *expect):
 
 @pytest.fixture(scope="module")
 def other_labels_dir(tmp_path_factory):
-    from edge_rcnn.data.moving_digits import make_moving_digits
+    from edge_rcnn.core.data.moving_digits import make_moving_digits
 
     return make_moving_digits(tmp_path_factory.mktemp("other_labels"), digits=(7,), directions=TINY_DIRECTIONS,
                               clips_per_class=2, frames=TINY_FRAMES, size=32, progress=False)
@@ -702,8 +702,8 @@ def test_bad_inputs(tmp_path, tiny_model_file, digits_dir, other_labels_dir):
 
 
 def test_unknown_custom_layer_is_refused(tmp_path):
-    from edge_rcnn._keras import keras
-    from edge_rcnn.model import save_model
+    from edge_rcnn.core._keras import keras
+    from edge_rcnn.core.model import save_model
 
     k = keras()
 
@@ -722,7 +722,7 @@ def test_unknown_custom_layer_is_refused(tmp_path):
 
 def test_calibration_clips_of_another_size_are_resized(tmp_path_factory, tiny_model_file):
     from converters import quantize
-    from edge_rcnn.data.moving_digits import make_moving_digits
+    from edge_rcnn.core.data.moving_digits import make_moving_digits
 
     data = make_moving_digits(tmp_path_factory.mktemp("big"), digits=(0, 1), directions=TINY_DIRECTIONS,
                               clips_per_class=6, frames=TINY_FRAMES, size=48, progress=False)
@@ -753,7 +753,7 @@ def test_int8_falls_back_to_the_next_quantizer_and_fails_loudly(monkeypatch, int
     from converters import tflite
     from converters.config import ConvertConfig
     from converters.job import ExportJob
-    from edge_rcnn.errors import ConversionError
+    from edge_rcnn.core.errors import ConversionError
 
     int8_bytes = written(int8_run, ".tflite").read_bytes()
     float_bytes = written(plain_runs["float"], ".tflite").read_bytes()
@@ -780,7 +780,7 @@ def stream_run(tmp_path_factory, tiny_model_file, digits_dir):
 
 def test_streaming_parts_are_int8_and_match_the_clip_model_frame_by_frame(stream_run, tiny_model_file):
     from converters import info
-    from edge_rcnn.model import file_sha256
+    from edge_rcnn.core.model import file_sha256
     from runtimes.metadata import read_metadata
     from runtimes.modeldir import find_stream_parts
 
@@ -814,7 +814,7 @@ def test_streaming_parts_are_int8_and_match_the_clip_model_frame_by_frame(stream
 
 
 def test_streaming_needs_a_clip_model(tmp_path):
-    from edge_rcnn.model import build_model, save_model
+    from edge_rcnn.core.model import build_model, save_model
 
     config = tiny_model_config(mode="image")
     path = save_model(build_model(config), config, tmp_path / "image.keras")
@@ -826,7 +826,7 @@ def test_edgetpu_compiles_the_stream_encoder(stream_run, tmp_path, monkeypatch):
     from converters.config import ConvertConfig
     from converters.job import ExportJob
     from converters.parts import Part
-    from edge_rcnn.model import load_model
+    from edge_rcnn.core.model import load_model
 
     (tmp_path / "edgetpu_compiler").write_text(FAKE_COMPILER)
     (tmp_path / "edgetpu_compiler").chmod(0o755)
@@ -844,7 +844,7 @@ def test_onnx_cpu_keeps_the_stem_and_narrow_leading_depthwise_convs_float(tmp_pa
 
     from converters import export
     from converters.onnx_cpu import leading_float_convs
-    from edge_rcnn.model import build_model, save_model
+    from edge_rcnn.core.model import build_model, save_model
 
     config = tiny_model_config(backbone="mobilenet", width=width)  # dw0 reads `width` channels, dw1 2x that
     path = save_model(build_model(config), config, tmp_path / "m.keras")

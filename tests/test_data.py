@@ -10,9 +10,9 @@ import warnings
 import cv2
 import numpy as np
 import pytest
-
 from conftest import TINY_DIGITS, TINY_DIRECTIONS, TINY_FRAMES, tiny_model_config
-from edge_rcnn.data import (
+
+from edge_rcnn.core.data import (
     ClipRef,
     DatasetIndex,
     DataWarning,
@@ -25,8 +25,8 @@ from edge_rcnn.data import (
     read_image,
     scan_folder,
 )
-from edge_rcnn.data.probe import image_size
-from edge_rcnn.errors import ConfigError, DataError
+from edge_rcnn.core.data.probe import image_size
+from edge_rcnn.core.errors import ConfigError, DataError
 
 # --- helpers: tiny clips written at test time -------------------------------------------------
 
@@ -303,10 +303,10 @@ def test_read_clip_samples_uniformly_over_a_frame_folder(tmp_path):
 
 
 def test_training_and_the_device_read_the_same_frames(tmp_path):
-    """One rule for both sides (runtimes.sources): hidden files (macOS ``._*``) are not frames,
+    """One rule for both sides (runtimes.decode): hidden files (macOS ``._*``) are not frames,
     every image suffix the device reads counts, and a lying video header is decoded around the
     same way -- so a model sees on the device the frames it was trained on."""
-    from runtimes.sources import read_frames
+    from runtimes.decode import read_frames
 
     folder = write_frames(tmp_path / "clip", 12)
     cv2.imwrite(str(folder / "012.bmp"), np.full((24, 32, 3), 120, np.uint8))  # a 13th frame, as .bmp
@@ -343,7 +343,7 @@ def test_read_clip_counts_frames_when_the_header_lies(tmp_path):
 
 
 def scan_folder_one(tmp_path, path):
-    from edge_rcnn.data.probe import probe_clip
+    from edge_rcnn.core.data.probe import probe_clip
 
     return probe_clip(ClipRef(path, "a", "video"), 8).frames
 
@@ -424,7 +424,7 @@ def test_normalize_uses_the_config_mean_and_std():
 
 
 def test_make_dataset_shapes_and_augmentation_only_in_training(digits_dir):
-    from edge_rcnn.data import make_dataset
+    from edge_rcnn.core.data import make_dataset
 
     config = tiny_model_config()
     index = scan_folder(digits_dir, frames=TINY_FRAMES)
@@ -457,7 +457,7 @@ def test_make_dataset_shapes_and_augmentation_only_in_training(digits_dir):
 
 
 def test_make_dataset_crops_all_frames_alike_and_flips_only_when_asked(tmp_path, monkeypatch):
-    from edge_rcnn.data import make_dataset, pipeline
+    from edge_rcnn.core.data import make_dataset, pipeline
 
     texture = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
     for label in TINY_DIGITS:
@@ -489,7 +489,7 @@ def test_make_dataset_crops_all_frames_alike_and_flips_only_when_asked(tmp_path,
 
 
 def test_make_dataset_rejects_labels_outside_the_config(digits_dir):
-    from edge_rcnn.data import make_dataset
+    from edge_rcnn.core.data import make_dataset
 
     index = scan_folder(digits_dir, frames=TINY_FRAMES)
     config = tiny_model_config(labels=("0_right", "0_left", "1_right"))
@@ -498,6 +498,6 @@ def test_make_dataset_rejects_labels_outside_the_config(digits_dir):
 
 
 def test_import_is_cheap():
-    code = "import sys, edge_rcnn.data; print(sorted({'tensorflow', 'cv2', 'sklearn'} & set(sys.modules)))"
+    code = "import sys, edge_rcnn.core.data; print(sorted({'tensorflow', 'cv2', 'sklearn'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -2,7 +2,7 @@
 
 Kill tests run ``edge-rcnn quantize``/``export`` as a subprocess into a folder that holds another
 model's export and SIGKILL it at a named stage (``EDGE_RCNN_TEST_KILL_AT``, see
-``edge_rcnn._util.kill_point``). Afterwards the folder must be the old export or the new one,
+``edge_rcnn.core._util.kill_point``). Afterwards the folder must be the old export or the new one,
 never a mix: every model file, the manifest and the report name one source model, the manifest
 lists exactly the files there with their sha256, and ``runtimes.load`` runs it. A rerun then
 clears the leftovers and writes the new export.
@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import TINY_DIRECTIONS, TINY_FRAMES, tiny_model_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +54,7 @@ def assert_one_line_exit_2(argv, *expect) -> str:
 
 def run_killed(argv, stage: str, tmp_path: Path, patch: str = "") -> Path:
     """Run the CLI in a subprocess that SIGKILLs itself at ``stage``; returns its (empty at start) TMPDIR."""
-    from edge_rcnn._util import KILL_AT_ENV as KILL_ENV
+    from edge_rcnn.core._util import KILL_AT_ENV as KILL_ENV
 
     sys_tmp = tmp_path / "sys_tmp"
     sys_tmp.mkdir(exist_ok=True)
@@ -98,7 +97,7 @@ def leftovers(out: Path) -> list[Path]:
 
 
 def sha(path: Path) -> str:
-    from edge_rcnn.model import file_sha256
+    from edge_rcnn.core.model import file_sha256
 
     return file_sha256(path)
 
@@ -109,8 +108,8 @@ def sha(path: Path) -> str:
 @pytest.fixture(scope="module")
 def other_model_file(tmp_path_factory):
     """Another tiny model (2 labels): its export is what a new run replaces."""
-    from edge_rcnn._keras import keras
-    from edge_rcnn.model import build_model, save_model
+    from edge_rcnn.core._keras import keras
+    from edge_rcnn.core.model import build_model, save_model
 
     keras().utils.set_random_seed(1)
     config = tiny_model_config(labels=("a", "b"))
@@ -324,7 +323,7 @@ def test_a_file_that_failed_verification_is_never_chosen(tmp_path, monkeypatch, 
 @pytest.fixture(scope="module")
 def mismatched_model(tmp_path_factory, tiny_model_file):
     """``model.keras`` whose edge-rcnn config says 6 frames while its Keras graph takes 8."""
-    from edge_rcnn.model import CONFIG_ENTRY
+    from edge_rcnn.core.model import CONFIG_ENTRY
 
     bad = tmp_path_factory.mktemp("mismatch") / "model.keras"
     with zipfile.ZipFile(tiny_model_file) as src, zipfile.ZipFile(bad, "w") as dst:
@@ -379,7 +378,7 @@ def test_bad_output_and_input_fail_before_anything_is_written(tmp_path, tiny_mod
 
 def test_calibrating_on_some_of_the_labels_warns_with_the_coverage(tmp_path, tiny_model_file):
     from converters import export, quantize
-    from edge_rcnn.data.moving_digits import make_moving_digits
+    from edge_rcnn.core.data.moving_digits import make_moving_digits
 
     some = make_moving_digits(tmp_path / "some", digits=(0,), directions=TINY_DIRECTIONS, clips_per_class=12,
                               frames=TINY_FRAMES, size=32, progress=False)

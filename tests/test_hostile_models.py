@@ -32,6 +32,7 @@ import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
+from conftest import tiny_model_files  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
@@ -41,8 +42,6 @@ from runtimes import EdgeRcnnError, InputError, MetadataError, ModelFileError, M
 from runtimes.base import TensorInfo  # noqa: E402
 from runtimes.metadata import parse_metadata, read_metadata  # noqa: E402
 from runtimes.spec import resolve_spec  # noqa: E402
-
-from conftest import tiny_model_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FUZZ = settings(max_examples=200, derandomize=True, deadline=None, database=None,
@@ -72,7 +71,7 @@ def models(tmp_path_factory):
     import onnx
     import tf2onnx
 
-    from edge_rcnn._keras import keras, tf
+    from edge_rcnn.core._keras import keras, tf
 
     tf_, k = tf(), keras()
     out = tmp_path_factory.mktemp("hostile")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from edge_rcnn.backbones import scratch_backbones
-from edge_rcnn.errors import ModelFileError
-from edge_rcnn.model import build_model, load_model, read_config, save_model, split_for_streaming
 from conftest import tiny_model_config
+
+from edge_rcnn.core.backbones import scratch_backbones
+from edge_rcnn.core.errors import ModelFileError
+from edge_rcnn.core.model import build_model, load_model, read_config, save_model, split_for_streaming
 
 
 @pytest.mark.parametrize("rnn", ["lstm", "gru"])

@@ -1,4 +1,4 @@
-"""The built-in motion datasets (edge_rcnn.data.motion): their clips move the way their labels say,
+"""The built-in motion datasets (edge_rcnn.core.data.motion): their clips move the way their labels say,
 train and val share no photograph, and the CLI refuses bad input with one line."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from edge_rcnn.data import motion
+from edge_rcnn.core.data import motion
 
 
 def _grey(clip: np.ndarray) -> np.ndarray:
@@ -88,7 +88,7 @@ def test_approach_grows_recede_shrinks_and_reversed_approach_looks_like_recede()
 
 
 def test_make_motion_writes_a_folder_that_trains_with_flip_pairs(tmp_path):
-    from edge_rcnn.data import scan_folder
+    from edge_rcnn.core.data import scan_folder
 
     out = motion.make_motion("translate", tmp_path / "tr", clips_per_class=4, frames=6, size=32, progress=False)
     meta = json.loads((out / "dataset.json").read_text())

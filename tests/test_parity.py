@@ -11,7 +11,6 @@ import warnings
 
 import numpy as np
 import pytest
-
 from conftest import TINY_DIGITS, TINY_DIRECTIONS, TINY_FRAMES
 
 HELD_OUT_PER_CLASS = 25  # 100 clips: one disagreement is 1 point
@@ -36,7 +35,7 @@ def exported(tmp_path_factory, trained_model_file, digits_dir):
 
 @pytest.fixture(scope="module")
 def held_out():
-    from edge_rcnn.data.moving_digits import generate_moving_digits
+    from edge_rcnn.core.data.moving_digits import generate_moving_digits
 
     x, y, labels = generate_moving_digits(HELD_OUT_PER_CLASS, digits=TINY_DIGITS, directions=TINY_DIRECTIONS,
                                           frames=TINY_FRAMES, size=32, seed=1234, split="val")
@@ -46,8 +45,8 @@ def held_out():
 @pytest.mark.filterwarnings("ignore::runtimes.errors.TensorRtFileOnCpuWarning")  # Jetson files on this CPU, on purpose
 def test_every_format_agrees_with_keras_on_held_out_clips(exported, trained_model_file, held_out):
     import edge_rcnn
-    from edge_rcnn.data import normalize
-    from edge_rcnn.model import load_model
+    from edge_rcnn.core.data import normalize
+    from edge_rcnn.core.model import load_model
 
     x, y, labels = held_out
     model, config = load_model(trained_model_file)

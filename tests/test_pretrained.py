@@ -12,11 +12,11 @@ import warnings
 
 import numpy as np
 import pytest
-
-from edge_rcnn.backbones import PRETRAINED
-from edge_rcnn.config import ModelConfig, Normalization
-from edge_rcnn.errors import ConfigError, ModelFileError
 from conftest import TINY_FRAMES, tiny_model_config
+
+from edge_rcnn.core.backbones import PRETRAINED
+from edge_rcnn.core.config import ModelConfig, Normalization
+from edge_rcnn.core.errors import ConfigError, ModelFileError
 
 SMALL = dict(input_size=(96, 96), frames=4, units=8)  # the smallest input the ImageNet backbones take
 
@@ -29,7 +29,7 @@ def pretrained_config(backbone="mobilenetv2_035", **overrides):
 def offline(monkeypatch, tmp_path):
     """An empty Keras cache, and a ``get_file`` that fails as it does with no network; returns the
     cache folder and the list of files ``get_file`` was asked for."""
-    from edge_rcnn._keras import keras
+    from edge_rcnn.core._keras import keras
 
     asked = []
 
@@ -46,8 +46,8 @@ def offline(monkeypatch, tmp_path):
 
 def _cache_imagenet_file(config, home, seed=1):
     """Random weights of ``config``'s ImageNet network saved where Keras caches the real ones."""
-    from edge_rcnn._keras import keras
-    from edge_rcnn.backbones import build_application
+    from edge_rcnn.core._keras import keras
+    from edge_rcnn.core.backbones import build_application
 
     keras().utils.set_random_seed(seed)
     app = build_application(config)
@@ -92,7 +92,7 @@ def test_from_scratch_backbones_keep_any_normalization():
 
 
 def test_imagenet_weights_need_an_imagenet_backbone_and_three_channels(offline):
-    from edge_rcnn.model import resolve_weights
+    from edge_rcnn.core.model import resolve_weights
 
     for config, words in ((tiny_model_config(), ["backbone tiny has no ImageNet weights", "mobilenetv2_035"]),
                           (pretrained_config(channels=1), ["channels 1", "expect 3"])):
@@ -108,7 +108,7 @@ def test_imagenet_weights_need_an_imagenet_backbone_and_three_channels(offline):
 def test_imagenet_weights_come_from_keras_cache_and_are_loaded(offline, backbone):
     """A file under Keras' name in $KERAS_HOME/models is used as it is: no download, no hash check
     (Keras' MobileNetV3 loader would download again over a file whose hash differs)."""
-    from edge_rcnn.model import build_model, initialise_weights, resolve_weights, weights_holder
+    from edge_rcnn.core.model import build_model, initialise_weights, resolve_weights, weights_holder
 
     home, asked = offline
     config = pretrained_config(backbone)
@@ -122,8 +122,8 @@ def test_imagenet_weights_come_from_keras_cache_and_are_loaded(offline, backbone
     assert len(loaded) == len(saved) and all(np.array_equal(a, b) for a, b in zip(loaded, saved))
     assert not all(np.array_equal(a, b) for a, b in zip(before, loaded))
     # Used: the encoder's backbone now computes the saved network's map of the newer frame.
-    from edge_rcnn._keras import keras
-    from edge_rcnn.backbones import build_application
+    from edge_rcnn.core._keras import keras
+    from edge_rcnn.core.backbones import build_application
 
     reference = build_application(config)
     reference.set_weights(saved)
@@ -135,7 +135,7 @@ def test_imagenet_weights_come_from_keras_cache_and_are_loaded(offline, backbone
 
 
 def test_offline_without_a_cached_file_is_one_line_naming_the_file_and_the_folder(offline):
-    from edge_rcnn.model import resolve_weights
+    from edge_rcnn.core.model import resolve_weights
 
     home, asked = offline
     config = pretrained_config("mobilenetv2_050", input_size=(160, 160))
@@ -159,7 +159,7 @@ def test_keras_file_names_follow_keras_own_rules():
 # ---------------------------------------------------------------- --weights PATH
 
 def test_a_weights_file_for_another_architecture_is_one_line(offline, tmp_path):
-    from edge_rcnn.model import build_model, initialise_weights, resolve_weights
+    from edge_rcnn.core.model import build_model, initialise_weights, resolve_weights
 
     other, _ = _cache_imagenet_file(pretrained_config("mobilenetv2_050"), offline[0])
     config = pretrained_config("mobilenetv2_035")
@@ -176,7 +176,7 @@ def test_a_weights_file_for_another_architecture_is_one_line(offline, tmp_path):
 @pytest.fixture(scope="module")
 def one_epoch_run(tmp_path_factory, digits_dir):
     """A real run (tiny model, 1 epoch) whose model.keras later runs start from."""
-    from edge_rcnn.train import TrainConfig, train
+    from edge_rcnn.core.train import TrainConfig, train
 
     run = tmp_path_factory.mktemp("first_run")
     train(digits_dir, run, tiny_model_config(), TrainConfig(epochs=1, batch=8, seed=0))
@@ -184,7 +184,7 @@ def one_epoch_run(tmp_path_factory, digits_dir):
 
 
 def test_a_previous_run_gives_its_encoder_and_with_the_same_labels_its_rnn(one_epoch_run):
-    from edge_rcnn.model import build_model, initialise_weights, load_model, resolve_weights
+    from edge_rcnn.core.model import build_model, initialise_weights, load_model, resolve_weights
 
     previous, _ = load_model(one_epoch_run)
     config = tiny_model_config()
@@ -200,7 +200,7 @@ def test_a_previous_run_gives_its_encoder_and_with_the_same_labels_its_rnn(one_e
 
 
 def test_a_previous_run_with_other_labels_gives_its_encoder_only_and_says_so(one_epoch_run):
-    from edge_rcnn.model import build_model, initialise_weights, load_model, resolve_weights
+    from edge_rcnn.core.model import build_model, initialise_weights, load_model, resolve_weights
 
     previous, _ = load_model(one_epoch_run)
     config = tiny_model_config(labels=("door_open", "door_closed", "person"))
@@ -219,7 +219,7 @@ def test_a_previous_run_with_other_labels_gives_its_encoder_only_and_says_so(one
     (dict(motion="none"), ["motion gradient (expected none)"]),
 ])
 def test_a_previous_run_that_does_not_fit_is_one_line(one_epoch_run, change, words):
-    from edge_rcnn.model import resolve_weights
+    from edge_rcnn.core.model import resolve_weights
 
     with pytest.raises(ConfigError) as err:
         resolve_weights(tiny_model_config(**change), one_epoch_run)
@@ -230,8 +230,8 @@ def test_a_previous_run_that_does_not_fit_is_one_line(one_epoch_run, change, wor
 # ---------------------------------------------------------------- freezing
 
 def test_a_frozen_backbone_keeps_its_weights_and_batchnorm_statistics_while_the_head_learns():
-    from edge_rcnn._keras import keras
-    from edge_rcnn.model import backbone_frozen, build_model, rebuild, set_backbone_trainable, weights_holder
+    from edge_rcnn.core._keras import keras
+    from edge_rcnn.core.model import backbone_frozen, build_model, rebuild, set_backbone_trainable, weights_holder
 
     config = pretrained_config("mobilenetv3_small")
     keras().utils.set_random_seed(0)
@@ -259,7 +259,7 @@ def test_a_frozen_backbone_keeps_its_weights_and_batchnorm_statistics_while_the_
 def _fit_batchnorm(model, x) -> None:
     """BatchNorm statistics that fit ``x``, as a trained network's fit its data. Untrained, a deep
     MobileNetV3's map fades layer by layer to about 1e-9, a range no int8 scale represents."""
-    from edge_rcnn._keras import keras
+    from edge_rcnn.core._keras import keras
 
     norms = [layer for layer in model.submodules if isinstance(layer, keras().layers.BatchNormalization)]
     kept = [layer.momentum for layer in norms]
@@ -279,7 +279,7 @@ def test_each_imagenet_backbone_converts_to_full_int8_verifies_and_streams(backb
     import runtimes
     from converters import quantize
     from converters.tflite import check_ops
-    from edge_rcnn.model import build_model, save_model
+    from edge_rcnn.core.model import build_model, save_model
 
     config = pretrained_config(backbone)
     model = build_model(config)
@@ -305,14 +305,14 @@ def test_each_imagenet_backbone_converts_to_full_int8_verifies_and_streams(backb
 # ---------------------------------------------------------------- train: --weights, --freeze-epochs, resume
 
 def _small_train(**overrides):
-    from edge_rcnn.train import TrainConfig
+    from edge_rcnn.core.train import TrainConfig
 
     return TrainConfig(**{**dict(epochs=2, batch=8, seed=0, lr=2e-3), **overrides})
 
 
 def test_freeze_then_fine_tune_at_a_tenth_of_the_rate_and_resume_across_the_switch(one_epoch_run, digits_dir, tmp_path):
-    from edge_rcnn.model import backbone_frozen, load_model, weights_holder
-    from edge_rcnn.train import FINE_TUNE_LR_FACTOR, _load_keras, train
+    from edge_rcnn.core.model import backbone_frozen, load_model, weights_holder
+    from edge_rcnn.core.train import FINE_TUNE_LR_FACTOR, _load_keras, train
 
     config = tiny_model_config()
     source, _ = load_model(one_epoch_run)

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 import runtimes
+import runtimes.camera
+from runtimes.camera.loop import run_camera
 from runtimes.errors import InputError
-from runtimes.loop import run_camera
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "edge_rcnn"]
@@ -128,13 +129,14 @@ def test_a_broken_video_is_our_line_alone(export_dir, tmp_path, command):
 SOAK = """
 import json, os, sys
 import runtimes
+import runtimes.camera
 
 def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 model, video, marks = sys.argv[1], sys.argv[2], {int(m) for m in sys.argv[3].split(",")}
-run = runtimes.load(model).run(video, threshold=0.01, hold=1)
+run = runtimes.camera.run(runtimes.load(model), video, threshold=0.01, hold=1)
 samples = [rss() for result in run if result.frame.index in marks]
 summary = run.summary()
 print(json.dumps({"frames": summary.frames, "dropped": summary.dropped, "rss": samples}))
@@ -162,7 +164,7 @@ def test_long_run_memory_stays_flat_and_drops_nothing(export_dir, tmp_path):
 def test_a_killed_recordings_temporary_video_is_removed_by_the_next(tmp_path):
     """kill -9 skips AnnotatedVideo.close(): its temporary file is removed by the next recording of
     that name, once its writer is gone; a live writer's is kept."""
-    from runtimes.recording import AnnotatedVideo
+    from runtimes.camera.recording import AnnotatedVideo
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)

@@ -16,18 +16,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_model_files
 
 import runtimes
-import runtimes.sources
+import runtimes.decode
 from runtimes import (
-    RUNTIMES, Device, DeviceKind, InputError, MetadataError, ModelFileError, RuntimeUnavailableError, SourceError,
+    RUNTIMES,
+    Device,
+    DeviceKind,
+    InputError,
+    MetadataError,
+    ModelFileError,
+    RuntimeUnavailableError,
+    SourceError,
 )
 from runtimes import devices as rt_devices
 from runtimes import edgetpu as rt_edgetpu
 from runtimes import litert as rt_litert
 from runtimes import onnxrt as rt_onnxrt
-
-from conftest import tiny_model_files
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ("0_right", "0_left", "1_right", "1_left")
@@ -86,7 +92,7 @@ def files(tmp_path_factory):
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     from converters.metadata import embed_onnx_metadata
-    from edge_rcnn._keras import keras, tf
+    from edge_rcnn.core._keras import keras, tf
 
     tf_, k = tf(), keras()
     out = tmp_path_factory.mktemp("runtimes")
@@ -195,14 +201,14 @@ def test_bgr_frames_are_swapped_and_float_pixels_accepted(files):
 
 
 def test_prepare_frames_grey_and_channels_first():
-    from runtimes.preprocess import InputSpec, prepare_frames
+    from runtimes.preprocess import FrameFormat, prepare_frames
 
-    grey = InputSpec((4, 4), 1, "rgb", (0.0,), (1.0,))
+    grey = FrameFormat((4, 4), 1, "rgb", (0.0,), (1.0,))
     red = np.zeros((1, 4, 4, 3), np.uint8)
     red[..., 0] = 255
     np.testing.assert_allclose(prepare_frames(red, grey), 0.299, atol=1e-6)
     np.testing.assert_allclose(prepare_frames(red, grey, color="bgr"), 0.114, atol=1e-6)  # that red was blue
-    nchw = InputSpec((2, 3), 3, "bgr", (0.5,) * 3, (0.5,) * 3, layout="nchw")
+    nchw = FrameFormat((2, 3), 3, "bgr", (0.5,) * 3, (0.5,) * 3, layout="nchw")
     x = prepare_frames([red[0]], nchw)  # rgb frame into a bgr model: red lands in the last channel
     assert x.shape == (1, 3, 2, 3)
     np.testing.assert_allclose(x[0, :, 0, 0], [-1.0, -1.0, 1.0])
@@ -290,7 +296,7 @@ class _nothing:
                                            ("edgetpu:usb", "usb"), ("edgetpu:usb:0", "usb:0"), ("edgetpu:pci:1", "pci:1")])
 def test_edgetpu_delegate_library_and_device_option(files, monkeypatch, system, library, device, option):
     calls = _fake_litert(monkeypatch, files)
-    monkeypatch.setattr(rt_edgetpu.platform, "system", lambda: system)
+    monkeypatch.setattr(rt_devices.platform, "system", lambda: system)
     p = runtimes.load(_path(files, "compiled.tflite"), device=device)
     assert calls[0] == (library, {"device": option} if option else {})
     assert calls[1] == ("delegates", [f"delegate:{library}"])
@@ -568,15 +574,15 @@ def test_video_and_frame_folder_sources(files, tmp_path):
     folder.mkdir()
     for i, frame in enumerate(clip):
         cv2.imwrite(str(folder / f"{i:03d}.png"), frame[:, :, ::-1])
-    picked = clip[runtimes.sources.sample_indices(16, 8)]
-    assert runtimes.sources.sample_indices(16, 8)[0] == 0 and runtimes.sources.sample_indices(16, 8)[-1] == 15
+    picked = clip[runtimes.decode.sample_indices(16, 8)]
+    assert runtimes.decode.sample_indices(16, 8)[0] == 0 and runtimes.decode.sample_indices(16, 8)[-1] == 15
     np.testing.assert_allclose(p.predict(folder).probs, p.predict(picked).probs, atol=1e-6)
     video = _write_video(tmp_path / "clip.mp4", clip)
     capture = cv2.VideoCapture(str(video))  # mp4 is lossy: compare with the decoded frames themselves
     decoded = np.stack([capture.read()[1][:, :, ::-1] for _ in range(16)])
     capture.release()
     assert np.abs(decoded.astype(int) - clip).max() < 16  # the right frames, in order
-    np.testing.assert_allclose(p.predict(str(video)).probs, p.predict(decoded[runtimes.sources.sample_indices(16, 8)]).probs,
+    np.testing.assert_allclose(p.predict(str(video)).probs, p.predict(decoded[runtimes.decode.sample_indices(16, 8)]).probs,
                                atol=1e-6)
     with pytest.raises(SourceError, match="3 decodable frames; the model takes 8"):
         p.predict(_write_video(tmp_path / "short.mp4", clip[:3]))
@@ -614,7 +620,7 @@ def test_prediction_record_and_helpers():
         runtimes.Class(1, "b", pytest.approx(0.6)), runtimes.Class(2, "c", pytest.approx(0.3)))
     t = runtimes.TensorInfo("out", (1, 3), "uint8", scale=0.5, zero_point=10)
     np.testing.assert_array_equal(runtimes.get_scores(np.array([10, 12, 9], np.uint8), t), [0.0, 1.0, -0.5])
-    np.testing.assert_array_equal(runtimes.quantize(np.array([0.0, 1.0, 1.25, 500.0]), t), [10, 12, 13, 255])
+    np.testing.assert_array_equal(runtimes.quantize_array(np.array([0.0, 1.0, 1.25, 500.0]), t), [10, 12, 13, 255])
 
 
 # ---------------------------------------------------------------- real hardware (skipped when absent)
@@ -691,7 +697,7 @@ def test_load_times_no_second_runtime_where_threads_cannot_matter(monkeypatch, c
     assert auto_threads(rt, never) is rt
 
 
-def test_load_without_num_threads_reports_the_count_it_chose(files, monkeypatch):
+def test_auto_threads_reports_the_count_it_chose_and_the_default_times_nothing(files, monkeypatch):
     import runtimes.threads as threads
 
     def one_is_faster(rt, x, **_):
@@ -700,12 +706,18 @@ def test_load_without_num_threads_reports_the_count_it_chose(files, monkeypatch)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setattr(threads, "call_seconds", one_is_faster)
     for name in ("int8.tflite", "qdq.onnx"):
-        model = runtimes.load(_path(files, name), "cpu")
+        model = runtimes.load(_path(files, name), "cpu", num_threads="auto")
         assert model.info["num_threads"] == 1, name
         np.testing.assert_allclose(model.predict(_clip()).probs, runtimes.load(_path(files, name), "cpu", num_threads=1)
                                    .predict(_clip()).probs)
-    monkeypatch.setattr(threads, "call_seconds", lambda *a, **k: pytest.fail("timed despite num_threads"))
+    monkeypatch.setattr(threads, "call_seconds", lambda *a, **k: pytest.fail("timed without num_threads='auto'"))
     assert runtimes.load(_path(files, "qdq.onnx"), "cpu", num_threads=2).info["num_threads"] == 2
+    # The default is the runtime's own count, the same on every load: LiteRT every core (2 here).
+    assert runtimes.load(_path(files, "int8.tflite"), "cpu").info["num_threads"] == 2
+    assert runtimes.load(_path(files, "qdq.onnx"), "cpu").info["num_threads"] == "default (one per physical core)"
+    for bad in ("fast", 0, 1.5, True):
+        with pytest.raises(InputError, match=r"num_threads: expected a positive integer"):
+            runtimes.load(_path(files, "int8.tflite"), "cpu", num_threads=bad)
 
 
 def test_native_stderr_noise_is_dropped_and_other_lines_kept(files):
@@ -722,7 +734,7 @@ def test_native_stderr_noise_is_dropped_and_other_lines_kept(files):
             os.write(2, b"W0000 00:00:1795717405.674662   25618 port.cc:153] a real warning\\n")
             os.write(2, b"a real problem\\n")
         runtimes.load({str(_path(files, "int8.tflite"))!r}, "cpu", num_threads=1)
-        from edge_rcnn._keras import keras
+        from edge_rcnn.core._keras import keras
         keras()
         print("loaded")
     """)

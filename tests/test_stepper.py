@@ -1,19 +1,18 @@
-"""The step head (edge_rcnn.stepper): S staggered windows advanced one step per call equal the
+"""The step head (edge_rcnn.core.stepper): S staggered windows advanced one step per call equal the
 clip model on the last T frames, for every RNN type and depth, with frames or frame pairs as steps."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import tiny_model_config
 
 
 @pytest.mark.parametrize("rnn, layers, motion, grid", [
     ("lstm", 1, "pair", 2), ("gru", 1, "pair", 2), ("lstm", 2, "none", 0), ("gru", 2, "none", 2)])
 def test_step_head_equals_the_clip_model_on_every_last_t_window(rnn, layers, motion, grid):
-    from edge_rcnn.model import build_model
-    from edge_rcnn.stepper import build_step_head, run_stream, state_names
+    from edge_rcnn.core.model import build_model
+    from edge_rcnn.core.stepper import build_step_head, run_step_head, state_names
 
     config = tiny_model_config(rnn=rnn, layers=layers, units=6, motion=motion, grid=grid)
     model = build_model(config)
@@ -30,7 +29,7 @@ def test_step_head_equals_the_clip_model_on_every_last_t_window(rnn, layers, mot
     steps = np.concatenate([video[1:], video[:-1]], axis=-1) if motion == "pair" else video
     features = np.asarray(encoder(steps, training=False))
     assert config.steps == (T - 1 if motion == "pair" else T)
-    probs, feeds = run_stream(lambda *a: head(list(a), training=False), features, config)
+    probs, feeds = run_step_head(lambda *a: head(list(a), training=False), features, config)
     windows = np.stack([video[i : i + T] for i in range(n - T + 1)])
     expected = np.asarray(model(windows, training=False))
     assert probs.shape == expected.shape == (n - T + 1, config.num_classes)
@@ -41,7 +40,7 @@ def test_step_head_equals_the_clip_model_on_every_last_t_window(rnn, layers, mot
 
 
 def test_state_names_follow_the_rnn_type():
-    from edge_rcnn.stepper import state_names
+    from edge_rcnn.core.stepper import state_names
 
     assert state_names(tiny_model_config(rnn="lstm", layers=2)) == ["h0", "c0", "h1", "c1"]
     assert state_names(tiny_model_config(rnn="gru", layers=2)) == ["h0", "h1"]
@@ -54,7 +53,7 @@ def test_a_two_layer_gru_streams_through_tflite_and_onnx_like_its_clip_files(tmp
 
     import runtimes
     from converters import export, quantize
-    from edge_rcnn.model import build_model, save_model
+    from edge_rcnn.core.model import build_model, save_model
 
     config = tiny_model_config(rnn="gru", layers=2)
     path = save_model(build_model(config), config, tmp_path / "gru.keras")

@@ -22,16 +22,18 @@ import numpy as np
 import pytest
 
 import runtimes
+import runtimes.camera
 from runtimes import InputError, MetadataError, ModelFileError, SourceError
-from runtimes.base import Device, DeviceKind, TensorInfo, quantize
-from runtimes.camera import Reconnect, open_source
+from runtimes.base import Device, DeviceKind, TensorInfo, quantize_array
+from runtimes.camera.events import EventDetector, EventKind
+from runtimes.camera.loop import run_camera
+from runtimes.camera.sources import Reconnect, open_source
 from runtimes.classify import make_prediction
-from runtimes.events import EventDetector, EventKind
-from runtimes.framecodec import FrameConverter
-from runtimes.loop import run_camera
 from runtimes.modeldir import MANIFEST_NAME, find_stream_parts, list_models, pick_model
-from runtimes.preprocess import InputSpec, prepare_frames
-from runtimes.streaming import FeatureStream, Ring, WindowStream
+from runtimes.preprocess import FrameFormat, prepare_frames
+from runtimes.ring import Ring
+from runtimes.streaming import FeatureStream, WindowStream
+from runtimes.tables import FrameConverter
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,8 +119,8 @@ def test_push_equals_predict_on_the_last_T_frames_at_every_position(float_dir, e
 
 
 def test_int8_stream_agrees_with_the_float_keras_model_on_held_out_video(int8_dir, trained_model_file, held_out_video):
-    from edge_rcnn.data import normalize
-    from edge_rcnn.model import load_model
+    from edge_rcnn.core.data import normalize
+    from edge_rcnn.core.model import load_model
 
     model, config = load_model(trained_model_file)
     T, video = config.frames, held_out_video
@@ -215,7 +217,7 @@ def test_frame_conversion_table_equals_prepare_then_quantize(lookup):
     tensors = [TensorInfo("x", (1, 32, 32, 3), "int8", 0.0078, -3), TensorInfo("x", (1, 32, 32, 3), "uint8", 0.004, 128),
                TensorInfo("x", (1, 32, 32, 3), "float32")]
     for mean, std in (((0.5,) * 3, (0.5,) * 3), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))):
-        spec = InputSpec((32, 32), 3, "rgb", mean, std)
+        spec = FrameFormat((32, 32), 3, "rgb", mean, std)
         for tensor in tensors:
             convert = FrameConverter(spec, tensor)
             if lookup == "numpy":  # a device without OpenCV
@@ -223,16 +225,16 @@ def test_frame_conversion_table_equals_prepare_then_quantize(lookup):
             for frame in frames:
                 for color in ("rgb", "bgr"):
                     slow = prepare_frames([frame], spec, color)
-                    slow = quantize(slow, tensor) if tensor.quantized else slow
+                    slow = quantize_array(slow, tensor) if tensor.quantized else slow
                     assert convert._fast(frame, color) is not None
                     np.testing.assert_array_equal(convert(frame, color), slow)
             strided = np.random.default_rng(5).integers(0, 256, (32, 64, 3), dtype=np.uint8)[:, ::2]  # model size, not contiguous
-            np.testing.assert_array_equal(convert(strided), quantize(prepare_frames([strided], spec), tensor)
+            np.testing.assert_array_equal(convert(strided), quantize_array(prepare_frames([strided], spec), tensor)
                                           if tensor.quantized else prepare_frames([strided], spec))
-    grey = InputSpec((32, 32), 1, "rgb", (0.5,), (0.5,))
+    grey = FrameFormat((32, 32), 1, "rgb", (0.5,), (0.5,))
     convert = FrameConverter(grey, TensorInfo("x", (1, 32, 32, 1), "int8", 0.01, 0))
     assert convert._fast(frames[0], "rgb") is None  # colour -> grey takes the general path
-    np.testing.assert_array_equal(convert(frames[0]), quantize(prepare_frames([frames[0]], grey), convert.tensor))
+    np.testing.assert_array_equal(convert(frames[0]), quantize_array(prepare_frames([frames[0]], grey), convert.tensor))
     with pytest.raises(InputError, match="frame 0: dtype int32"):
         convert(frames[0].astype(np.int32))
 
@@ -256,29 +258,32 @@ def _tied_probs(rng, n: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("classes", [1, 3, 16, 64, 65, 400])
-def test_fast_prediction_equals_make_prediction(classes):
-    from runtimes.pushpath import fast_prediction
+def test_top_k_is_numpys_stable_order_with_ties_to_the_lower_id(classes):
+    """The one top-k (``classify.top_indices``: a Python sort for few classes, ``np.partition``
+    for many) ranks as ``np.argsort(-p, kind="stable")`` does, ties at the boundary included."""
+    from runtimes.classify import top_indices
 
     rng = np.random.default_rng(classes)
     labels = tuple(f"class{i}" for i in range(classes))
     for trial in range(40):
         probs = (_tied_probs(rng, classes) if trial % 2 else rng.random(classes)).astype(np.float32)
         for k in sorted({1, 3, 5, classes, classes + 2}):
-            fast, ref = fast_prediction(probs.copy(), labels, k), make_prediction(probs.copy(), labels, k)
-            assert fast == ref and [type(c.score) for c in fast.topk] == [float] * len(ref.topk)
-            np.testing.assert_array_equal(fast.probs, ref.probs)
-            assert not fast.probs.flags.writeable
+            expected = np.argsort(-probs, kind="stable")[:k].tolist()
+            assert top_indices(probs, k) == expected
+            got = make_prediction(probs.copy(), labels, k)
+            assert [c.id for c in got.topk] == expected[:max(k, 1)]
+            assert [type(c.score) for c in got.topk] == [float] * len(got.topk)
+            assert got.index == expected[0] and not got.probs.flags.writeable
     from runtimes.errors import ModelOutputError
 
-    for bad in (np.nan, np.inf):  # a score that is not a number ranks nothing: the same typed error from both
+    for bad in (np.nan, np.inf):  # a score that is not a number ranks nothing: a typed error
         scores = np.array([0.2, bad, 0.5, 0.3], np.float32)
-        for predict in (fast_prediction, make_prediction):
-            with pytest.raises(ModelOutputError, match="1 of its 4 scores are NaN or infinite"):
-                predict(scores.copy(), "abcd", 3)
+        with pytest.raises(ModelOutputError, match="1 of its 4 scores are NaN or infinite"):
+            make_prediction(scores.copy(), "abcd", 3)
 
 
 def test_byte_tables_equal_the_quantization_formulas():
-    from runtimes.pushpath import byte_table, byte_values, look_up
+    from runtimes.tables import byte_table, byte_values, look_up
 
     for dtype, zero in (("int8", -3), ("uint8", 131)):
         out = TensorInfo("y", (1, 256), dtype, 0.0123, zero)
@@ -287,7 +292,7 @@ def test_byte_tables_equal_the_quantization_formulas():
         head = TensorInfo("h", (1, 4, 256), "int8", 0.02, 5)
         into = np.empty(256, np.int8)
         assert look_up(byte_table(out, head), raw, out=into) is into
-        np.testing.assert_array_equal(into, quantize((raw[0].astype(np.float32) - zero) * np.float32(0.0123), head))
+        np.testing.assert_array_equal(into, quantize_array((raw[0].astype(np.float32) - zero) * np.float32(0.0123), head))
 
 
 def test_open_stream_from_two_files_and_mismatched_pairs(float_dir, int8_dir, tmp_path):
@@ -375,12 +380,12 @@ def test_events_need_a_held_label_and_end_below_the_release_threshold():
 def test_run_yields_a_result_per_frame(float_dir):
     p = runtimes.load(float_dir)
     video, T = _video(20, seed=5), p.spec.frames
-    results = list(p.run(video, every=2, threshold=0.9))
+    results = list(runtimes.camera.run(p, video, every=2, threshold=0.9))
     assert [r.frame.index for r in results] == list(range(20))
     assert [r.prediction is not None for r in results] == [i >= T - 1 and (i - T + 1) % 2 == 0 for i in range(20)]
     assert results[-2].prediction is None and results[-2].latest is results[-3].prediction  # the last one stays
     assert results[3].frame.time == pytest.approx(0.1)  # arrays have no clock: frame i is at i / 30 s
-    run = p.run(video[:12], max_frames=10)
+    run = runtimes.camera.run(p, video[:12], max_frames=10)
     assert len(list(run)) == 10 and run.summary().frames == 10
 
 
@@ -450,7 +455,7 @@ def test_a_live_source_that_drops_is_reopened_with_backoff(float_dir, monkeypatc
     captures = iter([FakeCapture(frames[:5]), FakeCapture(opened=False), FakeCapture(frames[5:]),
                      *[FakeCapture(opened=False)] * 3])
     sleeps = []
-    monkeypatch.setattr("runtimes.camera.time.sleep", sleeps.append)
+    monkeypatch.setattr("runtimes.camera.sources.time.sleep", sleeps.append)
     p = runtimes.load(float_dir)
     with pytest.raises(SourceError, match="rtsp://cam/1: lost, and not back after 3 reconnection attempts") as err:
         run_camera(p, "rtsp://cam/1", save=tmp_path / "a.mp4", reconnect=Reconnect(retries=3, backoff=0.5, max_backoff=1.0),
@@ -542,7 +547,7 @@ def test_memory_stays_flat_on_a_long_stream(float_dir):
                 rss.append(_rss_kb())
             yield pool[i % 16].copy()  # a new array per frame, as a camera gives
 
-    run = p.run(camera(), threshold=0.3, hold=1)
+    run = runtimes.camera.run(p, camera(), threshold=0.3, hold=1)
     for _ in run:
         pass
     growth_kb = [b - a for a, b in zip(rss, rss[1:])]
@@ -551,13 +556,13 @@ def test_memory_stays_flat_on_a_long_stream(float_dir):
 
 def test_streaming_never_imports_tensorflow(float_dir):
     code = f"""
-        import sys, warnings, numpy as np, runtimes
+        import sys, warnings, numpy as np, runtimes, runtimes.camera
         s = runtimes.open_stream({str(float_dir / 'stream_encoder_float.tflite')!r},
                                  {str(float_dir / 'stream_head_float.tflite')!r})
         frames = np.zeros((10, 24, 40, 3), np.uint8)
         assert [s.push(f) is None for f in frames[:8]].count(False) == 1
         p = runtimes.load({str(float_dir)!r})
-        results = list(p.run(frames))
+        results = list(runtimes.camera.run(p, frames))
         banned = [m for m in ('tensorflow', 'keras', 'tf_keras', 'edge_rcnn', 'converters') if m in sys.modules]
         assert not banned, banned
         print(results[-1].latest.label)
@@ -597,9 +602,24 @@ def test_the_stream_encoder_gets_the_thread_count_whose_pushes_are_faster():
     assert pick_encoder_threads([fast_all, slow_one]) is fast_all
 
 
-def test_a_cpu_stream_picks_its_encoder_threads_and_starts_clean(float_dir):
-    s = runtimes.open_stream(float_dir / "stream_encoder_float.tflite", float_dir / "stream_head_float.tflite", "cpu")
-    assert s.encoder.num_threads in (1, os.cpu_count()) and s.frames_seen == 0 and s.last is None
+def test_a_cpu_stream_keeps_the_default_threads_or_times_them_on_auto_and_starts_clean(float_dir, monkeypatch):
+    import runtimes.streaming as streaming
+
+    enc, head = float_dir / "stream_encoder_float.tflite", float_dir / "stream_head_float.tflite"
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    s = runtimes.open_stream(enc, head, "cpu")
+    assert (s.encoder.num_threads, s.head.num_threads) == (2, 1)  # LiteRT's default: every core; the head one
+    timed, real_pushes = [], streaming.push_seconds
+
+    def one_is_faster(stream, pushes=30):  # real pushes (they must leave the stream clean), a fixed cost
+        timed.append(stream.encoder.num_threads)
+        real_pushes(stream, pushes=3)
+        return 0.001 if stream.encoder.num_threads == 1 else 0.002
+
+    monkeypatch.setattr(streaming, "push_seconds", one_is_faster)
+    s = runtimes.open_stream(enc, head, "cpu", num_threads="auto")
+    assert s.encoder.num_threads == 1 and sorted(set(timed)) == [1, 2]
+    assert s.frames_seen == 0 and s.last is None
     assert all(not state.any() for state in s._states)  # the timing pushes left nothing behind
 
 
@@ -632,7 +652,7 @@ def test_edgetpu_stream_runs_the_encoder_through_the_delegate_and_the_head_on_th
             np.testing.assert_array_equal(got.probs, want.probs)
 
 
-def test_a_window_head_from_an_older_export_is_refused_in_one_line():
+def test_a_head_without_step_states_is_refused_in_one_line():
     from types import SimpleNamespace
 
     from runtimes.streaming import FeatureStream
@@ -640,6 +660,6 @@ def test_a_window_head_from_an_older_export_is_refused_in_one_line():
     head = SimpleNamespace(path=Path("stream_head_int8.tflite"), inputs=(TensorInfo("features", (1, 8, 16), "int8", 0.1, 0),),
                            outputs=(TensorInfo("probs", (1, 4), "int8", 0.1, 0),))
     encoder = SimpleNamespace(path=Path("stream_encoder_int8.tflite"), output=TensorInfo("f", (1, 16), "int8", 0.1, 0))
-    with pytest.raises(MetadataError, match=r"stream_head_int8.tflite: inputs \[\[1, 8, 16\]\]; expected a step head.*re-export with --streaming") as err:
+    with pytest.raises(MetadataError, match=r"stream_head_int8.tflite: inputs \[\[1, 8, 16\]\]; expected a step head.*re-export with edge-rcnn quantize --streaming") as err:
         FeatureStream(encoder, head, None, ["a", "b", "c", "d"])
     assert "\n" not in str(err.value)

@@ -7,18 +7,18 @@ import warnings
 
 import numpy as np
 import pytest
-
 from conftest import TINY_FRAMES
-from edge_rcnn import temporal_check
+
 from edge_rcnn.cli import main
-from edge_rcnn.temporal_check import (
+from edge_rcnn.core import temporal_check
+from edge_rcnn.core.temporal_check import (
     FrameOrderWarning,
     TemporalCheck,
     check_temporal,
     shuffle_frames,
     warn_if_order_blind,
 )
-from edge_rcnn.train import TrainConfig, train
+from edge_rcnn.core.train import TrainConfig, train
 
 T, SIDE = 6, 4
 
@@ -29,7 +29,7 @@ def batches(x, y, batch=8):
 
 def order_blind_model(classes=3, channels=2):
     """Average over time and space, then a Dense layer: frame order cannot matter."""
-    from edge_rcnn._keras import keras
+    from edge_rcnn.core._keras import keras
 
     k = keras()
     k.utils.set_random_seed(0)
@@ -40,7 +40,7 @@ def order_blind_model(classes=3, channels=2):
 
 def last_minus_first_model():
     """Class 1 when the last frame is brighter than the first, else class 0 (constant weights)."""
-    from edge_rcnn._keras import keras
+    from edge_rcnn.core._keras import keras
 
     k = keras()
     kernel = np.zeros((T, 1, 1, 1, 1), np.float32)

@@ -8,12 +8,12 @@ import sys
 import textwrap
 
 import pytest
-
 from conftest import TINY_DIGITS, TINY_DIRECTIONS, TINY_FRAMES, tiny_model_config
+
 from edge_rcnn.cli import main
-from edge_rcnn.errors import ConfigError
-from edge_rcnn.model import load_model
-from edge_rcnn.train import TrainConfig, train
+from edge_rcnn.core.errors import ConfigError
+from edge_rcnn.core.model import load_model
+from edge_rcnn.core.train import TrainConfig, train
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -45,7 +45,7 @@ def test_resume_continues_from_the_last_epoch(digits_dir, tmp_path):
 
 
 def test_interrupt_mid_write_leaves_the_run_usable(digits_dir, tmp_path, monkeypatch):
-    from edge_rcnn import callbacks
+    from edge_rcnn.core import callbacks
 
     cfg = tiny_model_config()
     train(digits_dir, tmp_path, cfg, TrainConfig(epochs=1, batch=8))
@@ -81,10 +81,10 @@ def test_mirrored_strategy_on_two_logical_cpus(digits_dir, tmp_path):
     code = textwrap.dedent(f"""
         import os
         os.environ["EDGE_RCNN_QUIET"] = "1"
-        from edge_rcnn._keras import tf
+        from edge_rcnn.core._keras import tf
         cpu = tf().config.list_physical_devices("CPU")[0]
         tf().config.set_logical_device_configuration(cpu, [tf().config.LogicalDeviceConfiguration()] * 2)
-        from edge_rcnn.train import TrainConfig, train
+        from edge_rcnn.core.train import TrainConfig, train
         r = train({str(digits_dir)!r}, {str(tmp_path)!r},
                   {{"frames": {TINY_FRAMES}, "backbone": "tiny", "width": 4, "units": 8}},
                   TrainConfig(epochs=1, batch=8, strategy="mirrored"))
@@ -129,7 +129,7 @@ def test_cli_single_class_and_empty_folder(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["train", str(tmp_path / "empty"), "--out", str(tmp_path / "run")]) == 2
     assert "empty" in capsys.readouterr().err
-    from edge_rcnn.data.moving_digits import make_moving_digits
+    from edge_rcnn.core.data.moving_digits import make_moving_digits
 
     one = make_moving_digits(tmp_path / "one", digits=(3,), directions=("up", "down"), clips_per_class=4,
                              frames=4, size=32, progress=False)
@@ -147,8 +147,8 @@ def test_image_mode_trains_exports_and_predicts(tmp_path):
 
     import edge_rcnn
     from converters import export
-    from edge_rcnn.data import normalize
-    from edge_rcnn.data.moving_digits import generate_moving_digits
+    from edge_rcnn.core.data import normalize
+    from edge_rcnn.core.data.moving_digits import generate_moving_digits
 
     x, y, labels = generate_moving_digits(12, digits=(0, 1), directions=("right",), frames=2, size=32, seed=3)
     for i, (clip, label) in enumerate(zip(x, y)):
@@ -169,8 +169,8 @@ def test_image_mode_trains_exports_and_predicts(tmp_path):
 
 
 def test_early_stopping_waits_while_the_val_loss_still_falls(tmp_path):
-    from edge_rcnn._keras import keras
-    from edge_rcnn.callbacks import RunKeeper
+    from edge_rcnn.core._keras import keras
+    from edge_rcnn.core.callbacks import RunKeeper
 
     k = keras()
     model = k.Sequential([k.Input((2,)), k.layers.Dense(2)])
@@ -203,7 +203,7 @@ def test_in_frame_motion_is_learned_by_the_default_encoder_and_not_by_a_global_a
     """Data built to make a motion-blind model fail: an object moving right, left, down or up that
     never leaves the frame. The old layout (one global average per frame, no frame pairs) cannot
     tell where the object goes; the default encoder can."""
-    from edge_rcnn.data.motion import make_motion
+    from edge_rcnn.core.data.motion import make_motion
 
     data = make_motion("translate", tmp_path / "translate", clips_per_class=32, frames=8, size=32, progress=False)
     tc = TrainConfig(epochs=12, batch=8, lr=5e-3, seed=0, patience=12)

@@ -1,7 +1,7 @@
 """Training and dataset writing under hostile conditions: bad outputs, damaged run folders, changed
 settings on resume, kills (SIGKILL and SIGTERM at named points) and resume determinism.
 
-Kills use the ``EDGE_RCNN_TEST_KILL_AT`` hook (``edge_rcnn._util.kill_point``): the process signals
+Kills use the ``EDGE_RCNN_TEST_KILL_AT`` hook (``edge_rcnn.core._util.kill_point``): the process signals
 itself at a named point, so each test knows where it stopped without racing a timer.
 """
 
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import TINY_DIGITS, TINY_DIRECTIONS, TINY_FRAMES, tiny_model_config
+
 from edge_rcnn.cli import main
-from edge_rcnn.errors import ConfigError, DataError
-from edge_rcnn.train import TrainConfig, train
+from edge_rcnn.core.errors import ConfigError, DataError
+from edge_rcnn.core.train import TrainConfig, train
 
 BATCH = 8
 TRAIN_ARGS = ["--frames", str(TINY_FRAMES), "--size", "32", "--backbone", "tiny", "--width", "4", "--units", "8",
@@ -33,7 +33,7 @@ DATA_ARGS = ["--digits", "0,1", "--directions", "up,down", "--clips-per-class", 
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory):
     """4 classes x (5 train + 1 val) clips: 3 training steps per epoch of BATCH."""
-    from edge_rcnn.data.moving_digits import make_moving_digits
+    from edge_rcnn.core.data.moving_digits import make_moving_digits
 
     return make_moving_digits(tmp_path_factory.mktemp("small") / "data", digits=TINY_DIGITS,
                               directions=TINY_DIRECTIONS, clips_per_class=6, frames=TINY_FRAMES, size=32,
@@ -42,7 +42,7 @@ def small_data(tmp_path_factory):
 
 def _stop_after_first_epoch(monkeypatch):
     """Ctrl-C right after the first epoch is committed (as the user would press it)."""
-    from edge_rcnn import callbacks
+    from edge_rcnn.core import callbacks
 
     real = callbacks.RunKeeper.on_epoch_end
 
@@ -70,7 +70,7 @@ def runs(small_data, tmp_path_factory):
 
 
 def _weights(path: Path) -> list[np.ndarray]:
-    from edge_rcnn._keras import keras
+    from edge_rcnn.core._keras import keras
 
     return keras().models.load_model(str(path), compile=False).get_weights()
 
@@ -127,7 +127,7 @@ def test_resume_with_another_lr_applies_it_and_records_it(runs, small_data, tmp_
     assert whole["lr"][1] == pytest.approx(2e-3 * (floor + (1 - floor) * 0.5), rel=1e-5)  # the old rate differs
     # The optimizer ran on it: it keeps the new schedule, and (resume being deterministic, see above)
     # the weights part from the run that kept 2e-3 only because of the rate.
-    from edge_rcnn._keras import keras
+    from edge_rcnn.core._keras import keras
 
     optimizer = keras().models.load_model(str(run / "last.keras")).optimizer
     schedule = optimizer.get_config()["learning_rate"]["config"]
@@ -227,7 +227,7 @@ def test_a_negative_seed_is_one_line_and_exit_2(small_data, tmp_path, capsys):
 
 
 def test_overwrite_drops_what_killed_runs_left_and_keeps_other_files_safe(tmp_path):
-    from edge_rcnn.data.moving_digits import make_moving_digits
+    from edge_rcnn.core.data.moving_digits import make_moving_digits
 
     small = dict(digits=(0, 1), directions=("up",), clips_per_class=2, frames=4, progress=False)
     out = make_moving_digits(tmp_path / "data", **small)
@@ -287,7 +287,7 @@ def test_a_killed_training_run_resumes_and_leaves_no_temps(small_data, tmp_path)
     ("replace-folder", "TERM", 143, "new"),
 ])
 def test_a_killed_dataset_write_leaves_the_old_folder_or_the_new_one(tmp_path, kill_at, sig, code, expect):
-    from edge_rcnn.data.moving_digits import make_moving_digits
+    from edge_rcnn.core.data.moving_digits import make_moving_digits
 
     out = make_moving_digits(tmp_path / "data", digits=(0, 1), directions=("up", "down"), clips_per_class=3,
                              frames=4, seed=0, progress=False)  # what DATA_ARGS ask for

@@ -24,6 +24,9 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
+from edge_rcnn.benchmark.formats import FORMATS
+from edge_rcnn.benchmark.prepare import expected_files
+
 # (int8 row, float32 row) pairs whose size ratio is a converters target or sits next to one.
 SIZE_PAIRS = (("tflite-int8", "tflite-fp32"), ("tflite-int8-fused", "tflite-fp32"), ("onnx-int8", "onnx-fp32"))
 
@@ -144,9 +147,6 @@ def stripped_size(path: str | Path) -> int:
 def pair_files(report, model: str | Path, models_dir: str | Path) -> dict[str, Path]:
     """The model file of each row in a pair of ``SIZE_PAIRS`` whose two rows ``report`` measured, where
     the benchmark exported it for ``model`` under ``models_dir`` (``prepare.expected_files``)."""
-    from edge_rcnn.benchmark.formats import FORMATS
-    from edge_rcnn.benchmark.prepare import expected_files
-
     measured = {row.format for row in report.rows if row.ok}
     names = {name for pair in SIZE_PAIRS if set(pair) <= measured for name in pair}
     return {name: expected_files(FORMATS[name], Path(model), Path(models_dir))["model"] for name in sorted(names)}

@@ -21,7 +21,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from edge_rcnn.errors import choices_error
+from edge_rcnn.core.errors import choices_error
 
 
 class Measure(str, enum.Enum):

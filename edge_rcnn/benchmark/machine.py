@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtimes.base import package_version
+
 # Flags that decide int8/float kernel speed (x86 and Arm names as /proc/cpuinfo spells them).
 INTERESTING_FLAGS = (
     "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni",
@@ -98,8 +100,6 @@ def _mhz(info: dict[str, str]) -> float | None:
 
 
 def package_versions(names=VERSIONED) -> dict[str, str]:
-    from runtimes.base import package_version
-
     return {name: version for name in names if (version := package_version(name))}
 
 

@@ -115,7 +115,7 @@ def split_clip_macs(model) -> dict[str, int]:
 
 
 def step_head_macs(model) -> int | None:
-    """MACs of one streaming step (``edge_rcnn.stepper``): the first layer's input projection once
+    """MACs of one streaming step (``edge_rcnn.core.stepper``): the first layer's input projection once
     (the new frame's feature is shared by all windows), every other product for S slots (the RNN's
     steps per clip: T, or T - 1 for frame pairs). None for a model without edge-rcnn's layer names
     (``rnn_0``.., ``classifier``)."""

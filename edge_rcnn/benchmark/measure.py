@@ -30,14 +30,14 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def run_worker(spec: dict[str, Any], workdir: Path, name: str, timeout: float = WORKER_TIMEOUT_S) -> dict[str, Any]:
+def run_worker(job: dict[str, Any], workdir: Path, name: str, timeout: float = WORKER_TIMEOUT_S) -> dict[str, Any]:
     """The worker's result dict: ``{"ok": True, ...}`` or ``{"ok": False, "error": "one line"}``."""
-    spec_path, result_path = workdir / f"{name}.spec.json", workdir / f"{name}.result.json"
+    job_path, result_path = workdir / f"{name}.job.json", workdir / f"{name}.result.json"
     result_path.unlink(missing_ok=True)
-    spec = {**spec, "result": str(result_path), "spawned_at": time.time()}
-    spec_path.write_text(json.dumps(spec))
+    job = {**job, "result": str(result_path), "spawned_at": time.time()}
+    job_path.write_text(json.dumps(job))
     try:
-        proc = subprocess.run([sys.executable, "-m", WORKER, str(spec_path)], capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, "-m", WORKER, str(job_path)], capture_output=True, text=True,
                               timeout=timeout, env=worker_env())
     except subprocess.TimeoutExpired:
         return {"ok": False, "error": f"worker timed out after {timeout:.0f} s"}

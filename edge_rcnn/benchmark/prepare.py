@@ -25,7 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from converters import export, quantize
+from converters.config import ConvertConfig, Format, Mode, file_name
 from edge_rcnn.benchmark.formats import BenchFormat, Measure
+from edge_rcnn.core.errors import ConversionError, ValidationError
+from runtimes.metadata import read_metadata
 
 log = logging.getLogger(__name__)
 CALIBRATION_SPLIT = "train"
@@ -56,7 +60,6 @@ class Prepared:
 def expected_files(fmt: BenchFormat, model: Path, models_dir: Path) -> dict[str, Path]:
     if fmt.measure is Measure.KERAS:
         return {"model": model}
-    from converters.config import Format, Mode, file_name
 
     folder = models_dir / fmt.name
     if fmt.measure is Measure.STREAM:
@@ -80,15 +83,11 @@ def convert_settings(fmt: BenchFormat) -> dict[str, Any]:
 
 def expected_report_settings(fmt: BenchFormat) -> dict[str, Any]:
     """What ``report.json["settings"]`` of an up-to-date export of ``fmt`` says (defaults resolved)."""
-    from converters.config import ConvertConfig
-
     return json.loads(json.dumps(ConvertConfig(**convert_settings(fmt)).to_dict()))
 
 
 def exported_from(path: Path, sha256: str) -> bool:
     """True when ``path`` exists and its metadata names ``sha256`` as its source."""
-    from runtimes.metadata import read_metadata
-
     if not path.is_file():
         return False
     try:
@@ -137,16 +136,11 @@ def prepare_format(fmt: BenchFormat, model: Path, data: Path, models_dir: Path, 
     notes = (f"exported in this run: {reason}", *_export(fmt, model, data, folder, progress))
     missing = [p.name for p in files.values() if not p.is_file()]
     if missing:
-        from edge_rcnn.errors import ConversionError
-
         raise ConversionError(f"{fmt.name}: the export wrote no {', '.join(missing)} (in {folder})")
     return Prepared(files, exported=True, notes=notes)
 
 
 def _export(fmt: BenchFormat, model: Path, data: Path, out: Path, progress: bool) -> tuple[str, ...]:
-    from converters import export, quantize
-    from edge_rcnn.errors import ValidationError
-
     settings = convert_settings(fmt)
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_rcnn.core._util import atomic_path, write_json_atomic
+
 SCHEMA_VERSION = 1
 COLUMNS = ("format", "runtime", "status", "size_mb", "accuracy", "agreement", "p50_ms", "p90_ms", "frame_ms",
            "fps", "rss_mb", "cold_start_s")
@@ -120,8 +122,6 @@ def _csv_value(value) -> Any:
 
 def write_results(report: BenchReport, out: Path, stem: str = "benchmark") -> dict[str, Path]:
     """``OUT/<stem>.json``, ``.csv`` and ``.png`` (each written atomically); returns their paths."""
-    from edge_rcnn._util import atomic_path, write_json_atomic
-
     paths = {"json": out / f"{stem}.json", "csv": out / f"{stem}.csv", "png": out / f"{stem}.png"}
     write_json_atomic(paths["json"], report.to_dict())
     with atomic_path(paths["csv"]) as tmp:

@@ -18,11 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from converters.api import check_out_dir
 from edge_rcnn.benchmark.formats import DEFAULT_FORMATS, FORMATS, parse_formats
+from edge_rcnn.benchmark.machine import machine_info
 from edge_rcnn.benchmark.measure import make_row, run_worker
 from edge_rcnn.benchmark.prepare import Prepared, prepare_format
 from edge_rcnn.benchmark.report import BenchReport, Row, write_results
-from edge_rcnn.errors import ConfigError, DataError
+from edge_rcnn.core.data import load_arrays, normalize
+from edge_rcnn.core.errors import ConfigError, DataError
+from edge_rcnn.core.model import file_sha256, read_config
 
 log = logging.getLogger(__name__)
 DEFAULT_RUNS = 50
@@ -53,11 +57,6 @@ def benchmark(model: str | os.PathLike, data: str | os.PathLike, out: str | os.P
     A format that cannot be exported or run is a row
     whose status says why; bad arguments and unreadable model or data fail before any work.
     """
-    from converters.api import check_out_dir
-    from edge_rcnn.benchmark.machine import machine_info
-    from edge_rcnn.data import load_arrays, normalize
-    from edge_rcnn.model import file_sha256, read_config
-
     chosen = parse_formats(formats)
     runs, warmup = _check_count("runs", runs, 1), _check_count("warmup", warmup, 0)
     repeat = _check_count("repeat", repeat, 1)
@@ -98,9 +97,9 @@ def benchmark(model: str | os.PathLike, data: str | os.PathLike, out: str | os.P
                 item = prepared[fmt.name]
                 if isinstance(item, str) or (round_ and not rounds[fmt.name][0].get("ok")):
                     continue
-                spec = {**base, "measure": fmt.measure.value, "files": {k: str(v) for k, v in item.files.items()},
+                job = {**base, "measure": fmt.measure.value, "files": {k: str(v) for k, v in item.files.items()},
                         "accuracy": round_ == 0}
-                rounds.setdefault(fmt.name, []).append(run_worker(spec, work, f"{fmt.name}.{round_}"))
+                rounds.setdefault(fmt.name, []).append(run_worker(job, work, f"{fmt.name}.{round_}"))
         results.update({name: best_round(found) for name, found in rounds.items()})
         reference_result = results.get("keras") or {}
         reference = np.asarray(reference_result["probs"], np.float32) if reference_result.get("ok") else None

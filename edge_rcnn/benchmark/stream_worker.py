@@ -30,7 +30,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from edge_rcnn.benchmark.worker import TIME_POOL, _first, _inputs, peak_rss_mb, time_calls
+import runtimes
+from edge_rcnn.benchmark.timing import TIME_POOL, load_inputs, peak_rss_mb, record_first, time_calls
+from runtimes.streaming import WindowStream
 
 
 def _frames(frames, clips: int):
@@ -83,16 +85,15 @@ def _in_push_times(stream, video: list, frames: int, runs: int) -> dict[str, flo
     return dict(zip(("encoder_ms", "head_ms", "push_ms", "rest_ms"), (float(m) for m in medians)))
 
 
-def measure_stream(spec: dict[str, Any]) -> dict[str, Any]:
+def measure_stream(job: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     import numpy as np
 
-    import runtimes
 
-    threads, files = int(spec["threads"]), spec["files"]
+    threads, files = int(job["threads"]), job["files"]
     stream = runtimes.open_stream(files["encoder"], files["head"], "cpu", num_threads=threads)
     loaded = time.perf_counter()
-    frames, _ = _inputs(spec)
+    frames, _ = load_inputs(job)
     T = stream.frames
     for frame in frames[0]:
         first = stream.push(np.array(frame))
@@ -102,9 +103,9 @@ def measure_stream(spec: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"runtime": enc.details().get("package", enc.name), "threads": threads, "frames": T,
                               "head_threads": getattr(stream.head, "num_threads", None),
                               "encoder_threads": getattr(enc, "num_threads", None)}
-    _first(spec, result, start, loaded)
+    record_first(job, result, start, loaded)
     video = _frames(frames, min(TIME_POOL, len(frames)))
-    runs, warmup = int(spec["runs"]), int(spec["warmup"])
+    runs, warmup = int(job["runs"]), int(job["warmup"])
     result["frame_times_ms"] = _push_times(stream, video, T, warmup, runs * T)
     result["rss_mb"] = peak_rss_mb()
 
@@ -120,7 +121,7 @@ def measure_stream(spec: dict[str, Any]) -> dict[str, Any]:
         parts["head_ms_all_threads"] = time_calls(head_all.run_all, step, warmup, runs)
     result["parts"] = {k: float(np.median(v)) for k, v in parts.items()}
 
-    if spec.get("accuracy", True):
+    if job.get("accuracy", True):
         probs = []
         for clip in frames:
             stream.reset()
@@ -130,8 +131,6 @@ def measure_stream(spec: dict[str, Any]) -> dict[str, Any]:
         result["probs"] = probs
 
     if files.get("window"):
-        from runtimes.streaming import WindowStream
-
         window_rt = runtimes.load(files["window"], "cpu", num_threads=threads)
         result["window_threads"] = getattr(window_rt.runtime, "num_threads", None)
         window_stream = WindowStream(window_rt)

@@ -1,7 +1,7 @@
 """``python -m edge_rcnn.benchmark.worker SPEC.json``: measure one format in a fresh process.
 
 Run by ``edge_rcnn.benchmark.measure`` once per format, so each row's peak RSS and cold start
-are its own (the Keras row's TensorFlow import does not land in the LiteRT row). The spec names
+are its own (the Keras row's TensorFlow import does not land in the LiteRT row). The job names
 the model file(s), a ``.npy`` of uint8 val clips and one of the same clips normalized to float32,
 the number of warm-up and timed calls and the thread count. The worker:
 
@@ -10,7 +10,7 @@ the number of warm-up and timed calls and the thread count. The worker:
 2. makes ``warmup`` calls that are not timed, then ``runs`` timed calls on prepared inputs
    (already in the file's input dtype: the timing is the model, not the preprocessing), cycling
    over a few clips; peak RSS (``ru_maxrss``) is read after these;
-3. predicts every clip for accuracy and agreement (not timed; skipped when the spec says
+3. predicts every clip for accuracy and agreement (not timed; skipped when the job says
    ``"accuracy": false``, as in the benchmark's repeated timing rounds) and writes the result JSON.
 
 Only the standard library and numpy are imported up front; TensorFlow is imported by the Keras
@@ -21,79 +21,39 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-TIME_POOL = 8  # timed calls cycle over this many clips (few pages touched: RSS stays the model's)
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process in MB (2^20 bytes).
-
-    On Linux ``VmHWM`` from ``/proc/self/status``: ``ru_maxrss`` survives ``exec`` and so starts
-    at the parent's peak (a worker spawned by a process holding TensorFlow would report ~1 GB).
-    Elsewhere ``ru_maxrss`` (bytes on macOS, KiB on other systems).
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (1 << 20) if sys.platform == "darwin" else rss / 1024
+import runtimes
+from edge_rcnn.benchmark.macs import count_macs, split_clip_macs
+from edge_rcnn.benchmark.stream_worker import measure_stream
+from edge_rcnn.benchmark.timing import TIME_POOL, load_inputs, peak_rss_mb, record_first, time_calls
+from edge_rcnn.core._keras import tf
+from edge_rcnn.core.model import load_model
 
 
-def time_calls(call: Callable[[Any], Any], pool: list, warmup: int, runs: int) -> list[float]:
-    """Milliseconds of ``runs`` calls after ``warmup`` untimed ones, cycling over ``pool``."""
-    for i in range(warmup):
-        call(pool[i % len(pool)])
-    times = []
-    for i in range(runs):
-        x = pool[i % len(pool)]
-        start = time.perf_counter()
-        call(x)
-        times.append((time.perf_counter() - start) * 1000.0)
-    return times
-
-
-def _inputs(spec: dict[str, Any]):
-    import numpy as np
-
-    return np.load(spec["frames"], mmap_mode="r"), np.load(spec["inputs"], mmap_mode="r")
-
-
-def _first(spec: dict[str, Any], result: dict[str, Any], start: float, loaded: float) -> None:
-    now = time.perf_counter()
-    result.update(load_s=loaded - start, first_predict_s=now - loaded,
-                  cold_start_s=time.time() - float(spec["spawned_at"]), rss_first_mb=peak_rss_mb())
-
-
-def measure_keras(spec: dict[str, Any]) -> dict[str, Any]:
+def measure_keras(job: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     import numpy as np
 
-    from edge_rcnn._keras import tf
-    from edge_rcnn.model import load_model
 
     tf_ = tf()
-    threads = int(spec["threads"])
+    threads = int(job["threads"])
     tf_.config.threading.set_intra_op_parallelism_threads(threads)
     tf_.config.threading.set_inter_op_parallelism_threads(threads)
-    model, config = load_model(spec["files"]["model"])
+    model, config = load_model(job["files"]["model"])
     loaded = time.perf_counter()
-    frames, inputs = _inputs(spec)
+    frames, inputs = load_inputs(job)
     mean, std = (np.asarray(v, np.float32) for v in config.mean_std)
     np.asarray(model((np.asarray(frames[:1], np.float32) / 255.0 - mean) / std, training=False))
     result: dict[str, Any] = {"runtime": f"tensorflow {tf_.__version__}", "threads": threads}
-    _first(spec, result, start, loaded)
+    record_first(job, result, start, loaded)
     pool = [np.array(inputs[i : i + 1]) for i in range(min(TIME_POOL, len(inputs)))]
-    result["times_ms"] = time_calls(lambda x: np.asarray(model(x, training=False)), pool, spec["warmup"], spec["runs"])
+    result["times_ms"] = time_calls(lambda x: np.asarray(model(x, training=False)), pool, job["warmup"], job["runs"])
     result["rss_mb"] = peak_rss_mb()
-    if spec.get("accuracy", True):
+    if job.get("accuracy", True):
         batches = [np.asarray(model(np.array(inputs[i : i + 16]), training=False)) for i in range(0, len(inputs), 16)]
         result["probs"] = np.concatenate(batches).tolist()
         result["macs"] = _macs(model, config)
@@ -101,8 +61,6 @@ def measure_keras(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _macs(model, config) -> dict[str, int]:
-    from edge_rcnn.benchmark.macs import count_macs, split_clip_macs
-
     if config.mode.value == "clip":
         return split_clip_macs(model)
     return {"clip": count_macs(model).total}
@@ -118,55 +76,53 @@ def load_threads(threads: int) -> int | None:
     return None if threads >= (os.cpu_count() or 1) > 1 else threads
 
 
-def measure_clip(spec: dict[str, Any]) -> dict[str, Any]:
+def measure_clip(job: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     import numpy as np
 
-    import runtimes
 
-    threads = int(spec["threads"])
-    predictor = runtimes.load(spec["files"]["model"], "cpu", num_threads=load_threads(threads))
+    threads = int(job["threads"])
+    predictor = runtimes.load(job["files"]["model"], "cpu", num_threads=load_threads(threads))
     loaded = time.perf_counter()
-    frames, inputs = _inputs(spec)
+    frames, inputs = load_inputs(job)
     predictor.predict(np.array(frames[0]))
     rt = predictor.runtime
     result: dict[str, Any] = {"runtime": rt.details().get("package", rt.name), "threads": threads,
                               "threads_used": getattr(rt, "num_threads", None), "threads_auto": load_threads(threads) is None,
                               "details": {k: v for k, v in rt.details().items() if k != "package"}}
-    _first(spec, result, start, loaded)
+    record_first(job, result, start, loaded)
     pool = [rt.to_input(np.array(inputs[i : i + 1])) for i in range(min(TIME_POOL, len(inputs)))]
 
     def call(x):
         rt.reset()
         return rt.run(x)
 
-    result["times_ms"] = time_calls(call, pool, spec["warmup"], spec["runs"])
+    result["times_ms"] = time_calls(call, pool, job["warmup"], job["runs"])
     result["rss_mb"] = peak_rss_mb()
-    if spec.get("accuracy", True):
+    if job.get("accuracy", True):
         result["probs"] = [rt.invoke(np.array(inputs[i : i + 1]))[0].tolist() for i in range(len(inputs))]
     return result
 
 
-def measure_raw(spec: dict[str, Any]) -> dict[str, Any]:
+def measure_raw(job: dict[str, Any]) -> dict[str, Any]:
     """Any model file (no metadata needed) on seeded random input of its input shape: timing only."""
     start = time.perf_counter()
     import numpy as np
 
-    import runtimes
 
-    rt = runtimes.load_runtime(spec["files"]["model"], "cpu", num_threads=int(spec["threads"]))
+    rt = runtimes.load_runtime(job["files"]["model"], "cpu", num_threads=int(job["threads"]))
     loaded = time.perf_counter()
     shape = [s or 1 for s in rt.input.shape]
     x = rt.to_input(np.random.default_rng(0).normal(size=shape).astype(np.float32))
     rt.invoke(x)
-    result: dict[str, Any] = {"runtime": rt.details().get("package", rt.name), "threads": int(spec["threads"])}
-    _first(spec, result, start, loaded)
+    result: dict[str, Any] = {"runtime": rt.details().get("package", rt.name), "threads": int(job["threads"])}
+    record_first(job, result, start, loaded)
 
     def call(a):
         rt.reset()
         return rt.run(a)
 
-    result["times_ms"] = time_calls(call, [x], spec["warmup"], spec["runs"])
+    result["times_ms"] = time_calls(call, [x], job["warmup"], job["runs"])
     result["rss_mb"] = peak_rss_mb()
     return result
 
@@ -175,18 +131,16 @@ MEASURES = {"keras": measure_keras, "clip": measure_clip, "raw": measure_raw}
 
 
 def _stream_measure():
-    from edge_rcnn.benchmark.stream_worker import measure_stream
-
     return measure_stream
 
 
-def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    measure = spec["measure"]
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    measure = job["measure"]
     if measure == "stream":
-        return _stream_measure()(spec)
+        return _stream_measure()(job)
     if measure not in MEASURES:
         raise ValueError(f"measure: unknown value {measure!r}; expected one of: {', '.join([*MEASURES, 'stream'])}")
-    return MEASURES[measure](spec)
+    return MEASURES[measure](job)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,17 +148,17 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m edge_rcnn.benchmark.worker SPEC.json", file=sys.stderr)
         return 2
-    spec = json.loads(Path(argv[0]).read_text())
+    job = json.loads(Path(argv[0]).read_text())
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        result = {"ok": True, **run_spec(spec)}
+        result = {"ok": True, **run_job(job)}
         code = 0
     except Exception as exc:  # one row's failure: reported as its reason, never raised further
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         result = {"ok": False, "error": f"{type(exc).__name__}: {first}" if first else type(exc).__name__}
         code = 1
     result.update(tensorflow_imported="tensorflow" in sys.modules, peak_rss_mb=peak_rss_mb())
-    Path(spec["result"]).write_text(json.dumps(result))
+    Path(job["result"]).write_text(json.dumps(result))
     return code
 
 

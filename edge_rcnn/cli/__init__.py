@@ -17,10 +17,10 @@ import threading
 import warnings
 
 from edge_rcnn import __version__
-from edge_rcnn.errors import EdgeRcnnError, first_line
+from edge_rcnn.core.errors import EdgeRcnnError, first_line
 
 # Order is the order of --help.
-COMMAND_MODULES = ("edge_rcnn.cli.train", "edge_rcnn.cli.convert", "edge_rcnn.cli.run", "edge_rcnn.cli.stream",
+COMMAND_MODULES = ("edge_rcnn.cli.train", "edge_rcnn.cli.convert", "edge_rcnn.cli.predict", "edge_rcnn.cli.run",
                    "edge_rcnn.cli.bench")
 
 
@@ -53,6 +53,24 @@ class Terminated(KeyboardInterrupt):
 
 def _terminate(signum, frame):
     raise Terminated()
+
+
+THREADS_HELP = ("CPU threads for LiteRT/ONNX Runtime: a number, or 'auto' (every core or one, whichever runs "
+                "this model faster here, timed at load); default: the runtime's own (LiteRT every core, "
+                "ONNX Runtime one per physical core)")
+
+
+def threads_arg(text: str) -> int | str:
+    """argparse type for ``--threads``: a positive integer or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}")
+    return value
 
 
 def csv_list(text: str) -> list[str]:

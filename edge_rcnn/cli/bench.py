@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from edge_rcnn.benchmark import benchmark
+from edge_rcnn.benchmark.formats import DEFAULT_FORMATS, FORMATS
 from edge_rcnn.cli import csv_list
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from edge_rcnn.benchmark.formats import DEFAULT_FORMATS, FORMATS
-
     b = sub.add_parser("benchmark", help="size, accuracy, latency, FPS and memory of every format of a model, side by side")
     b.add_argument("model", help="RUN/model.keras")
     b.add_argument("--data", required=True, help="data folder: accuracy on its val split, int8 calibration on train")
@@ -27,8 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_benchmark(args) -> int:
-    from edge_rcnn.benchmark import benchmark
-
     report = benchmark(args.model, args.data, args.out, formats=args.formats, threads=args.threads, runs=args.runs,
                        warmup=args.warmup, repeat=args.repeat, split=args.split, limit=args.limit)
     m = report.machine

@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import argparse
 
+from converters import export, info, quantize, verify
+from converters.api import ExportReport
+from converters.describe import format_info, info_json
 from edge_rcnn.cli import csv_list
+from edge_rcnn.cli.predict import metadata_problems, warn_problems
+from edge_rcnn.core.errors import ValidationError
 
 FORMATS_HELP = "comma-separated: tflite, onnx, edgetpu (default: tflite,onnx)"
 
@@ -83,8 +88,6 @@ def _common(p: argparse.ArgumentParser, *, dynamic_batch: bool) -> None:
 
 
 def _print_report(call):
-    from edge_rcnn.errors import ValidationError
-
     try:
         report = call()
     except ValidationError as exc:
@@ -98,8 +101,6 @@ def _print_report(call):
 
 
 def cmd_quantize(args) -> int:
-    from converters import quantize
-
     formats = list(args.format) + (["edgetpu"] if args.edgetpu else [])
     return _print_report(lambda: quantize(
         args.model, args.calib, args.out, formats=formats, mode=args.mode, io=args.io, samples=args.samples,
@@ -110,8 +111,6 @@ def cmd_quantize(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from converters import export
-
     return _print_report(lambda: export(
         args.model, args.out, data=args.data, formats=args.format, mode=args.mode,
         verify_samples=args.verify_samples, max_drop=args.max_drop, min_top1=args.min_top1,
@@ -121,9 +120,6 @@ def cmd_export(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from converters import verify
-    from converters.api import ExportReport
-
     def call():
         comparison = verify(args.file, args.reference, args.data, split=args.split, samples=args.samples,
                             max_drop=args.max_drop, min_top1=args.min_top1, seed=args.seed, device=args.device,
@@ -134,10 +130,6 @@ def cmd_verify(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from converters import info
-    from converters.describe import format_info, info_json
-
-    from edge_rcnn.cli.run import metadata_problems, warn_problems
 
     details = info(args.file)
     details["problems"] = metadata_problems(details)  # what runtimes.load would refuse: warned, exit 2

@@ -1,107 +1,72 @@
-"""``edge-rcnn predict`` and ``edge-rcnn devices``: thin wrappers over ``runtimes``; and the
-metadata check that ``edge-rcnn info`` warns with."""
+"""``edge-rcnn run``: the camera loop (``runtimes.camera.run_camera``).
+
+    edge-rcnn run OUT/ --source 0 | /dev/video0 | clip.mp4 | rtsp://... | frames_dir/
+                  [--every K] [--threshold 0.8] [--save annotated.mp4] [--events events.jsonl]
+                  [--max-frames N] [--device auto]
+
+Events go to stdout as they happen (and to ``--events`` as JSON lines), a progress line with the
+live FPS to stderr when it is a terminal, the summary to stdout at the end. Ctrl-C stops cleanly
+(exit 0 with the summary); a source that cannot be opened, or a live one lost for good, is one
+error line and exit 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import warnings
-from typing import Any
 
-from edge_rcnn.cli import csv_list
+import runtimes
+from edge_rcnn.cli import THREADS_HELP, threads_arg
+from runtimes.camera.loop import run_camera
+from runtimes.errors import SourceError
 
 DEVICE_HELP = "auto (default), cpu, edgetpu[:usb|:pci|:N], cuda[:N] or tensorrt[:N]"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="classify one clip with an exported .tflite/.onnx model")
-    p.add_argument("model", help="a .tflite or .onnx file (exported by edge-rcnn, or third-party with --labels)")
-    p.add_argument("clip", help="a video file, a folder of frame images, or (image models) one image")
-    p.add_argument("--device", default="auto", help=DEVICE_HELP)
-    p.add_argument("--topk", type=int, default=3, help="classes to show (default 3)")
-    p.add_argument("--threads", type=int, help="CPU threads for LiteRT/ONNX Runtime (default: every core or one, whichever runs a clip of this model faster, timed at load)")
-    p.add_argument("--labels", type=csv_list, help="class names a,b,c (files without edge-rcnn metadata; refused for files with it)")
-    p.add_argument("--normalization", help="unit, symmetric or imagenet (files without edge-rcnn metadata; refused for files with it)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=cmd_predict)
+    r = sub.add_parser("run", help="run a model on a camera, stream, video or frame folder (streaming, events)")
+    r.add_argument("model", help="an export folder (OUT/, uses its streaming parts) or a .tflite/.onnx clip model")
+    r.add_argument("--source", required=True,
+                   help="camera index (0), /dev/videoN, rtsp:// or http(s):// URL, a video file, or a frame folder")
+    r.add_argument("--every", type=int, default=1, help="a prediction every K frames (default 1; every frame still goes through the model)")
+    r.add_argument("--smoothing", type=float, default=0.0, help="moving average of the probabilities, 0..1 (default 0: none)")
+    r.add_argument("--threshold", type=float, default=0.8, help="score a label must hold to start an event (default 0.8)")
+    r.add_argument("--release", type=float, default=None, help="score below which an event ends (default threshold - 0.2)")
+    r.add_argument("--hold", type=int, default=3, help="predictions in a row above the threshold before an event (default 3)")
+    r.add_argument("--save", default=None, metavar="VIDEO", help="write the annotated video here (.mp4/.avi; atomic)")
+    r.add_argument("--events", default=None, metavar="JSONL", help="write events as JSON lines here")
+    r.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    r.add_argument("--device", default="auto", help=DEVICE_HELP)
+    r.add_argument("--threads", type=threads_arg, help=THREADS_HELP)
+    r.add_argument("--quiet", action="store_true", help="no progress line and no event lines")
+    r.add_argument("--json", action="store_true", help="print the summary as JSON")
+    r.set_defaults(func=cmd_run)
 
-    d = sub.add_parser("devices", help="list runtimes, Edge TPUs and ONNX Runtime providers on this machine")
-    d.add_argument("--json", action="store_true", help="print the report as JSON")
-    d.set_defaults(func=cmd_devices)
+
+def _print_events(events) -> None:
+    for event in events:
+        print(json.dumps(event.to_dict()), flush=True)
 
 
-def cmd_predict(args) -> int:
-    import runtimes
-
-    predictor = runtimes.load(args.model, args.device, num_threads=args.threads, labels=args.labels,
-                              normalization=args.normalization)
-    # The flags stand in for missing metadata; over a file's own they would quietly change its answers.
-    given = [flag for flag, value in (("--labels", args.labels), ("--normalization", args.normalization)) if value]
-    if given and predictor.runtime.metadata is not None:
-        raise runtimes.InputError(f"{' and '.join(given)}: {predictor.runtime.path} carries its own labels and "
-                                  "normalization (edge-rcnn metadata); the flags are for files without it")
-    try:
-        result = predictor.predict(args.clip, topk=args.topk)
-    except runtimes.ModelOutputError as exc:
-        if str(predictor.runtime.path) in str(exc):
+def cmd_run(args) -> int:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        predictor = runtimes.load(args.model, args.device, num_threads=args.threads)
+        stream_options = dict(every=args.every, smoothing=args.smoothing, threshold=args.threshold,
+                              release=args.release, hold=args.hold, max_frames=args.max_frames)
+        progress = not args.quiet and sys.stderr.isatty() and not os.environ.get("EDGE_RCNN_QUIET")
+        try:
+            summary = run_camera(predictor, args.source, save=args.save, events=args.events, progress=progress,
+                                 on_events=None if args.quiet else _print_events, **stream_options)
+        except SourceError as exc:
+            if getattr(exc, "summary", None) is not None:
+                print(exc.summary.line())
             raise
-        raise runtimes.ModelOutputError(f"{predictor.runtime.path}: {exc}") from None
-    if args.json:
-        out = {"model": args.model, "clip": args.clip, "runtime": predictor.runtime.name,
-               "device": str(predictor.runtime.device), **result.to_dict()}
-        print(json.dumps(out))
-        return 0
-    print(f"{args.clip}: {result.label} ({result.score:.3f})  [{predictor.runtime.name} on {predictor.runtime.device}]")
-    width = max(len(c.label) for c in result.topk)
-    for rank, c in enumerate(result.topk, 1):
-        print(f"  {rank}. {c.label:<{width}}  {c.score:.3f}")
+        finally:
+            for w in caught:
+                print(f"edge-rcnn run: warning: {w.message}", file=sys.stderr)
+    print(json.dumps(summary.to_dict()) if args.json else summary.line())
     return 0
-
-
-def cmd_devices(args) -> int:
-    from runtimes import list_devices
-
-    report = list_devices()
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-        return 0
-    print(f"platform     {report.platform} {report.machine}, {report.cpu_threads} CPU threads")
-    print(f"cpu          {report.cpu.line()}")
-    for use in report.uses:
-        print(f"uses         {use}")
-    for rt in report.runtimes:
-        print(f"{rt.name:<12} {f'{rt.package} {rt.version}' if rt.package else 'not installed'}")
-    print(f"providers    {', '.join(report.onnx_providers) or '-'}")
-    lib = f"{report.edgetpu_library} {'loaded' if report.edgetpu_library_loaded else 'not installed'}"
-    tpus = ", ".join(f"{t.type} {t.path}" for t in report.edgetpus) or "none found"
-    print(f"edge tpu     {tpus} ({lib})")
-    return 0
-
-
-def metadata_problems(details: dict[str, Any]) -> list[str]:
-    """What ``runtimes.load`` would refuse in an ``info`` record: the metadata against the file's
-    own first input and output (``runtimes.spec.check_metadata``); ``[]`` without metadata."""
-    from runtimes.base import TensorInfo
-    from runtimes.metadata import io_names
-    from runtimes.spec import check_metadata
-
-    meta, inputs, outputs = details.get("metadata"), details.get("inputs"), details.get("outputs")
-    if not meta or not inputs or not outputs:
-        return []
-
-    def tensor(found: list[dict[str, Any]], names) -> TensorInfo:
-        # The first of the metadata's call order (a step head names its tensors), else the file's first.
-        t = next((t for t in found if names and t.get("name") == names[0]), found[0])
-        shape = tuple(d if isinstance(d, int) and d > 0 else None for d in t.get("shape") or ())  # -1, "N": dynamic
-        return TensorInfo(str(t.get("name")), shape, str(t.get("dtype")))
-
-    names = io_names(meta) or (None, None)
-    return check_metadata(meta, tensor(inputs, names[0]), tensor(outputs, names[1]))
-
-
-def warn_problems(details: dict[str, Any]) -> int:
-    """One warning per metadata problem of an ``info`` record; the exit code: 2 when the file
-    would be refused by ``runtimes.load`` (what ``info`` showed is all there is to see), else 0."""
-    for problem in details.get("problems", ()):
-        warnings.warn(f"{details['file']}: metadata {problem}", stacklevel=2)
-    return 2 if details.get("problems") else 0

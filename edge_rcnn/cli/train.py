@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edge_rcnn.cli import csv_list
-from edge_rcnn.errors import ConfigError
+from edge_rcnn.cli import Terminated, csv_list
+from edge_rcnn.core.data.motion import KINDS, LABELS, make_motion
+from edge_rcnn.core.data.moving_digits import make_moving_digits
+from edge_rcnn.core.errors import ConfigError
+from edge_rcnn.core.train import TrainConfig, train
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--overwrite", action="store_true", help="replace an earlier moving-digits dataset in OUT")
     d.set_defaults(func=cmd_data)
-    from edge_rcnn.data.motion import KINDS, LABELS
 
     blurbs = {"translate": "an object moving inside the frame over a photograph (label = direction)",
               "approach": "an object growing, shrinking or keeping its size (label = approach, recede, still)",
@@ -98,8 +100,6 @@ def parse_flip_pairs(text: str | None) -> tuple[tuple[str, str], ...] | None:
 
 
 def cmd_data(args) -> int:
-    from edge_rcnn.data.moving_digits import make_moving_digits
-
     out = make_moving_digits(args.out, digits=args.digits, directions=args.directions,
                              clips_per_class=args.clips_per_class, frames=args.frames, size=args.size,
                              seed=args.seed, overwrite=args.overwrite)
@@ -108,8 +108,6 @@ def cmd_data(args) -> int:
 
 
 def cmd_motion(args) -> int:
-    from edge_rcnn.data.motion import make_motion
-
     out = make_motion(args.dataset, args.out, clips_per_class=args.clips_per_class, frames=args.frames,
                       size=args.size, seed=args.seed, overwrite=args.overwrite)
     print(f"wrote the {args.dataset} motion dataset to {out}")
@@ -117,8 +115,6 @@ def cmd_motion(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from edge_rcnn.train import TrainConfig, train
-
     overrides = {name: getattr(args, name) for name in MODEL_FLAGS if getattr(args, name) is not None}
     if args.size is not None:
         overrides["input_size"] = (args.size, args.size)
@@ -130,7 +126,6 @@ def cmd_train(args) -> int:
     try:
         result = train(args.data, args.out, overrides, tc)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (main raises Terminated for it): the same stop
-        from edge_rcnn.cli import Terminated
 
         stopped = "terminated" if isinstance(exc, Terminated) else "interrupted"
         print(f"{stopped}: {args.out} holds the last finished epoch; run the same command to resume",

@@ -48,8 +48,9 @@ def write_video(path: Path) -> Path:
 
 def make_model(work: Path) -> Path:
     from conftest import tiny_model_config
-    from edge_rcnn._keras import keras
-    from edge_rcnn.model import build_model, save_model
+
+    from edge_rcnn.core._keras import keras
+    from edge_rcnn.core.model import build_model, save_model
 
     keras().utils.set_random_seed(0)
     config = tiny_model_config()
@@ -60,7 +61,8 @@ def make_model(work: Path) -> Path:
 
 def make_data(work: Path) -> Path:
     from conftest import TINY_DIGITS, TINY_DIRECTIONS, TINY_FRAMES
-    from edge_rcnn.data.moving_digits import make_moving_digits
+
+    from edge_rcnn.core.data.moving_digits import make_moving_digits
 
     return make_moving_digits(work / "digits", digits=TINY_DIGITS, directions=TINY_DIRECTIONS, clips_per_class=4,
                               frames=TINY_FRAMES, size=32, seed=0, progress=False)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 import runtimes
+import runtimes.camera
 
 MODES = ("int8", "float")
 FORMATS = ("tflite", "onnx")
@@ -61,10 +62,10 @@ def stream_probs(encoder: Path, head: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def camera_run(assets: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``Predictor.run`` on the test video with the int8 folder: the decoded frames (as RGB), and
+    """``runtimes.camera.run`` on the test video with the int8 folder: the decoded frames (as RGB), and
     the probabilities of every frame that has a prediction."""
     p = runtimes.load(assets / "int8", num_threads=1)
-    results = list(p.run(str(assets / VIDEO)))
+    results = list(runtimes.camera.run(p, str(assets / VIDEO)))
     return (np.stack([r.frame.image[..., ::-1] if r.frame.color == "bgr" else r.frame.image for r in results]),
             np.stack([r.prediction.probs for r in results if r.prediction is not None]))
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtimes.devices import CpuInfo, parse_cpuinfo, read_cpu, runtime_uses, RuntimeInfo
+from runtimes.devices import CpuInfo, RuntimeInfo, parse_cpuinfo, read_cpu, runtime_uses
 
 
 def _arm(part: str, features: str, cores: int = 4, implementer: str = "0x41", extra: str = "") -> str:

@@ -15,8 +15,18 @@ import numpy as np
 import pytest
 
 import runtimes
+import runtimes.camera
 from device.outputs import (
-    CLIPS, EXTRA_FRAMES, VIDEO, camera_run, clip_files, clip_probs, fixed_frames, key, load, stream_pairs,
+    CLIPS,
+    EXTRA_FRAMES,
+    VIDEO,
+    camera_run,
+    clip_files,
+    clip_probs,
+    fixed_frames,
+    key,
+    load,
+    stream_pairs,
     stream_probs,
 )
 
@@ -103,15 +113,15 @@ def test_camera_loop_on_a_video_file(assets, reference):
 
 def test_camera_loop_limits_and_bad_sources(assets, tmp_path):
     p = runtimes.load(assets / "int8", num_threads=1)
-    run = p.run(str(assets / VIDEO), max_frames=3)
+    run = runtimes.camera.run(p, str(assets / VIDEO), max_frames=3)
     assert [r.frame.index for r in run] == [0, 1, 2] and run.summary().frames == 3
     with pytest.raises(runtimes.SourceError):
-        list(p.run(str(tmp_path / "missing.mp4")))
+        list(runtimes.camera.run(p, str(tmp_path / "missing.mp4")))
     (tmp_path / "broken.mp4").write_bytes(b"\x00" * 64)
     with pytest.raises(runtimes.SourceError):
-        list(p.run(str(tmp_path / "broken.mp4")))
+        list(runtimes.camera.run(p, str(tmp_path / "broken.mp4")))
     with pytest.raises(runtimes.InputError):
-        p.run(str(assets / VIDEO), max_frames=0)
+        runtimes.camera.run(p, str(assets / VIDEO), max_frames=0)
 
 
 def test_truncated_files_raise_typed_errors(assets, tmp_path):

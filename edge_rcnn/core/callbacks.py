@@ -18,9 +18,9 @@ import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
-from edge_rcnn._keras import keras
-from edge_rcnn._util import STATE_ENTRY, atomic_path, kill_point, progress, write_json_atomic
-from edge_rcnn.config import ModelConfig
+from edge_rcnn.core._keras import keras
+from edge_rcnn.core._util import STATE_ENTRY, atomic_path, kill_point, progress, write_json_atomic
+from edge_rcnn.core.config import ModelConfig
 
 LOSS_PROGRESS = 0.01  # relative fall of the best val loss that counts as progress
 

@@ -3,7 +3,7 @@
 Layout (``clip`` mode)::
 
     DATA/<label>/*.mp4|avi|mov|mkv          videos, decoded with OpenCV
-    DATA/<label>/<clip>/*.png|jpg|...       frame folders, frames sorted by name (runtimes.sources.frame_files)
+    DATA/<label>/<clip>/*.png|jpg|...       frame folders, frames sorted by name (runtimes.decode.frame_files)
 
 In ``image`` mode: ``DATA/<label>/*.png|jpg|...``. ``DATA/train`` and ``DATA/val`` are used when
 ``DATA/train`` exists, else a seeded stratified split. Hidden files and folders and
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_rcnn.config import InputMode, ModelConfig, parse_enum
-from edge_rcnn.data.clips import (  # noqa: F401  (re-exported: the folder API in one place)
+from edge_rcnn.core.config import InputMode, ModelConfig, parse_enum
+from edge_rcnn.core.data.clips import (  # noqa: F401  (re-exported: the folder API in one place)
     CLIP_LAYOUT,
     IMAGE_PATTERN,
     IMAGE_SUFFIXES,
@@ -35,9 +35,9 @@ from edge_rcnn.data.clips import (  # noqa: F401  (re-exported: the folder API i
     read_clip,
     read_image,
 )
-from edge_rcnn.data.pipeline import FlipPairs, check_flip_pairs
-from edge_rcnn.data.probe import probe_clip
-from edge_rcnn.errors import DataError, choices_error
+from edge_rcnn.core.data.pipeline import FlipPairs, check_flip_pairs
+from edge_rcnn.core.data.probe import probe_clip
+from edge_rcnn.core.errors import DataError, choices_error
 
 SPLIT_CHOICES = ("train", "val", "all")
 
@@ -197,11 +197,3 @@ def normalize(x_uint8: np.ndarray, config: ModelConfig) -> np.ndarray:
     """uint8 pixels -> float32 model inputs: ``(x / 255 - mean) / std`` per channel (last axis)."""
     mean, std = (np.asarray(v, np.float32) for v in config.mean_std)
     return ((np.asarray(x_uint8, np.float32) / 255.0 - mean) / std).astype(np.float32)
-
-
-def __getattr__(name: str):
-    if name == "load_arrays":  # lives in arrays.py (which imports this module); re-exported lazily
-        from edge_rcnn.data.arrays import load_arrays
-
-        return load_arrays
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from edge_rcnn.data.clips import IMAGE_PATTERN, ClipError, ClipInfo, ClipKind, ClipRef, frame_files, imread_bgr
-from edge_rcnn.errors import DataError
+from edge_rcnn.core.data.clips import IMAGE_PATTERN, ClipError, ClipInfo, ClipKind, ClipRef, frame_files, imread_bgr
+from edge_rcnn.core.errors import DataError
 
 
 def probe_clip(ref: ClipRef, frames: int = 1) -> ClipInfo:

@@ -13,7 +13,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from edge_rcnn.errors import ConfigError, choices_error
+from edge_rcnn.core.backbones import BACKBONES, PRETRAINED, input_size_range
+from edge_rcnn.core.errors import ConfigError, choices_error
+from runtimes.preprocess import normalization_mean_std
 
 
 class RnnType(str, enum.Enum):
@@ -49,7 +51,6 @@ class Normalization(str, enum.Enum):
 
     def mean_std(self, channels: int) -> tuple[list[float], list[float]]:
         # One table of presets for the SDK: the runtimes' (a device reads the same numbers).
-        from runtimes.preprocess import normalization_mean_std
 
         mean, std = normalization_mean_std(self.value, channels)
         return list(mean), list(std)
@@ -66,33 +67,25 @@ def parse_enum(enum_type: type[enum.Enum], value: Any, argument: str):
 
 
 def _backbone_names() -> list[str]:
-    from edge_rcnn.backbones import BACKBONES  # registry; no TensorFlow at import time
-
     return sorted(BACKBONES)
 
 
 def _backbone_sizes(name: str) -> tuple[int, int]:
-    from edge_rcnn.backbones import input_size_range
-
     return input_size_range(name)
 
 
 def _backbone_pretrained(name: str) -> bool:
-    from edge_rcnn.backbones import PRETRAINED
-
     return name in PRETRAINED
 
 
 def _normalization_for(backbone: str, asked: Any) -> Normalization:
     """The normalization of a model: the one a pretrained backbone's weights expect (another is
     refused: the weights would see inputs they were not trained on), else ``asked`` or symmetric."""
-    from edge_rcnn.backbones import PRETRAINED
-
-    spec = PRETRAINED.get(backbone)
+    entry = PRETRAINED.get(backbone)
     asked = None if asked is None else parse_enum(Normalization, asked, "normalization")
-    if spec is None:
+    if entry is None:
         return asked or Normalization.SYMMETRIC
-    expected = Normalization(spec.normalization)
+    expected = Normalization(entry.normalization)
     if asked is not None and asked is not expected:
         raise ConfigError(f"normalization: backbone {backbone} expects {expected.value} (the input its ImageNet "
                           f"weights were trained on), got {asked.value}; leave normalization unset")

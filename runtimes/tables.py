@@ -1,33 +1,34 @@
-"""One camera frame -> a model's input tensor, by table lookup (the streaming fast path).
+"""256-entry lookup tables: what a streaming push uses instead of per-pixel arithmetic.
 
-``prepare_frames`` followed by ``quantize`` costs a dozen numpy passes over every frame; a camera
-loop pays that on every push. Both steps are per-pixel functions of a uint8 value, so they fold
-into one 256-entry table per channel, built once with the very same float32 operations::
+Preprocessing a uint8 frame and quantizing it for the model are per-pixel functions of a uint8
+value, and dequantizing an 8-bit tensor is a function of its byte; each folds into a 256-entry
+table built once with the very same float32 operations, so a lookup is bit-identical to the
+formulas::
 
-    table[c, v] = quantize((v / 255 - mean[c]) / std[c], input)    # int8/uint8 input
-    table[c, v] = (v / 255 - mean[c]) / std[c]                     # float input
+    frame_table[c, v] = quantize_array((v / 255 - mean[c]) / std[c], input)   # int8/uint8 input
+    frame_table[c, v] = (v / 255 - mean[c]) / std[c]                          # float input
+    byte_table[b] = dequantize_array(b, source)  (then quantize_array(., target) for an int8 target)
 
-and a frame becomes ``table[c][frame[..., c]]`` -- bit-identical to the slow path (``cv2.LUT``
-when OpenCV is installed, ``np.take`` otherwise). Frames that need anything else (float pixels,
-a numpy resize without OpenCV, colour to grey, channels first) take the slow path through
-``prepare_frames``; the result is the same.
+``FrameConverter`` applies the frame table (``cv2.LUT`` when OpenCV is installed, ``np.take``
+otherwise); frames that need anything else (float pixels, a numpy resize without OpenCV, colour
+to grey, channels first) take ``prepare_frames``, with the same result.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from runtimes.base import TensorInfo, quantize
-from runtimes.preprocess import InputSpec, prepare_frames, resize_frame
+from runtimes.base import TensorInfo, dequantize_array, quantize_array
+from runtimes.preprocess import FrameFormat, prepare_frames, resize_frame
 
 
-def make_table(spec: InputSpec, tensor: TensorInfo) -> np.ndarray:
+def make_frame_table(spec: FrameFormat, tensor: TensorInfo) -> np.ndarray:
     """``(channels, 256)`` lookup table: uint8 pixel value -> model input value, per channel."""
     values = np.arange(256, dtype=np.float32)[:, None]
     mean = np.asarray(spec.mean, dtype=np.float32)
     std = np.asarray(spec.std, dtype=np.float32)
     normalized = (values / np.float32(255.0) - mean) / std  # the float32 ops prepare_frames uses
-    table = quantize(normalized, tensor) if tensor.quantized else normalized.astype(tensor.dtype)
+    table = quantize_array(normalized, tensor) if tensor.quantized else normalized.astype(tensor.dtype)
     return np.ascontiguousarray(table.T)
 
 
@@ -41,9 +42,9 @@ class FrameConverter:
     copy it if you keep it.
     """
 
-    def __init__(self, spec: InputSpec, tensor: TensorInfo):
+    def __init__(self, spec: FrameFormat, tensor: TensorInfo):
         self.spec, self.tensor = spec, tensor
-        self.table = make_table(spec, tensor)
+        self.table = make_frame_table(spec, tensor)
         self.shared = bool((self.table == self.table[0]).all())  # same normalization on every channel
         self.out = np.empty((1, *spec.input_size, spec.channels), dtype=tensor.dtype)
         self._scratch = np.empty((*spec.input_size, spec.channels), dtype=tensor.dtype)
@@ -97,5 +98,26 @@ class FrameConverter:
         if fast is not None:
             return fast
         x = prepare_frames([frame], self.spec, color)  # checks and explains bad frames
-        x = quantize(x, self.tensor) if self.tensor.quantized else x.astype(self.tensor.dtype, copy=False)
+        x = quantize_array(x, self.tensor) if self.tensor.quantized else x.astype(self.tensor.dtype, copy=False)
         return np.ascontiguousarray(x)
+
+
+def byte_values(dtype: str) -> np.ndarray:
+    """Every value of an 8-bit integer type, in the order of its bytes read as uint8."""
+    return np.arange(256, dtype=np.uint8).view(dtype)
+
+
+def is_byte_tensor(tensor: TensorInfo) -> bool:
+    return tensor.quantized and np.dtype(tensor.dtype).itemsize == 1
+
+
+def byte_table(source: TensorInfo, target: TensorInfo | None = None) -> np.ndarray:
+    """256 entries: a ``source`` value (its byte read as uint8) -> float32, or -> ``target``'s
+    quantized value when ``target`` is an integer tensor (``quantize_array(dequantize_array(v))``)."""
+    floats = dequantize_array(byte_values(source.dtype), source)
+    return quantize_array(floats, target) if target is not None and target.quantized else floats
+
+
+def look_up(table: np.ndarray, raw: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``table`` at every value of the 8-bit array ``raw`` (flattened), into ``out`` if given."""
+    return table.take(raw.reshape(-1).view(np.uint8), out=out, mode="clip")  # clip: no buffered copy of out

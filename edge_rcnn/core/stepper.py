@@ -24,9 +24,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from edge_rcnn._keras import keras, tf
-from edge_rcnn.config import InputMode, ModelConfig, RnnType
-from edge_rcnn.errors import ModelFileError
+from edge_rcnn.core._keras import keras, tf
+from edge_rcnn.core.config import InputMode, ModelConfig, RnnType
+from edge_rcnn.core.errors import ModelFileError
 
 STATE_OUTPUT_SUFFIX = "_out"  # output ``h0_out`` is the next call's input ``h0``
 
@@ -113,7 +113,7 @@ def zero_states(config: ModelConfig) -> list[np.ndarray]:
     return [np.zeros((config.steps, config.units), np.float32) for _ in state_names(config)]
 
 
-def run_stream(step_fn, features: np.ndarray, config: ModelConfig) -> tuple[np.ndarray, list[list[np.ndarray]]]:
+def run_step_head(step_fn, features: np.ndarray, config: ModelConfig) -> tuple[np.ndarray, list[list[np.ndarray]]]:
     """Push step features ``[N, F]`` through ``step_fn(feature, *states) -> (probs, *states)``.
 
     A step feature is the encoder's output for one frame (or, ``motion=pair``, one pair of

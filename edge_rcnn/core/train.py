@@ -23,12 +23,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from edge_rcnn._util import STATE_ENTRY, check_writable_folder, remove_stale_temps, write_json_atomic
-from edge_rcnn.config import InputMode, ModelConfig, parse_enum
-from edge_rcnn.data.pipeline import check_flip_pairs
-from edge_rcnn.errors import ConfigError, DataError, first_line
-from edge_rcnn.temporal_check import TemporalCheck, predict_frame_orders, warn_if_order_blind
-
+from edge_rcnn.core._keras import keras, tf
+from edge_rcnn.core._util import STATE_ENTRY, check_writable_folder, remove_stale_temps, write_json_atomic
+from edge_rcnn.core.config import InputMode, ModelConfig, parse_enum
+from edge_rcnn.core.data import scan_folder
+from edge_rcnn.core.data.pipeline import check_flip_pairs, make_dataset, make_epoch_datasets
+from edge_rcnn.core.errors import ConfigError, DataError, first_line
+from edge_rcnn.core.model import (
+    backbone_frozen,
+    build_model,
+    initialise_weights,
+    resolve_weights,
+    save_model,
+    set_backbone_trainable,
+)
+from edge_rcnn.core.plots import plot_confusion, plot_history
+from edge_rcnn.core.temporal_check import TemporalCheck, predict_frame_orders, warn_if_order_blind
 
 LR_FLOOR = 0.05  # the learning rate decays to this share of --lr by the last planned epoch
 # After --freeze-epochs the backbone trains too, at this share of --lr: pretrained features should
@@ -144,8 +154,6 @@ def train(
     raises a ``DataError`` naming the file before anything is written. Temp files that a killed run
     left in ``out`` are removed at the start.
     """
-    from edge_rcnn.data import scan_folder
-
     started_at = time.time()
     tc = train_config or TrainConfig()
     out = Path(out)
@@ -153,7 +161,6 @@ def train(
     # Check the model settings before reading any clip: a typo should not cost a folder scan.
     draft = resolve_model_config(config.labels if isinstance(config, ModelConfig) else ("?", "??"), config)
     state = _read_state(out)
-    from edge_rcnn.model import resolve_weights
 
     # The starting weights are found (or downloaded) before any clip is read; a resume has its own.
     source = resolve_weights(draft, tc.weights) if state is None else None
@@ -170,10 +177,6 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out, older_than=started_at)
 
-    from edge_rcnn._keras import keras, tf
-    from edge_rcnn.callbacks import RunKeeper
-    from edge_rcnn.data.pipeline import make_dataset, make_epoch_datasets
-    from edge_rcnn.model import backbone_frozen, build_model, initialise_weights, save_model, set_backbone_trainable
 
     k, tf_ = keras(), tf()
     k.utils.set_random_seed(tc.seed)
@@ -210,6 +213,8 @@ def train(
                 loss="sparse_categorical_crossentropy",
                 metrics=["accuracy"],
             )
+    from edge_rcnn.core.callbacks import RunKeeper  # subclasses a Keras class: imports TensorFlow
+
     keeper = RunKeeper(out, mc, _tc_dict(tc), state, steps=steps,
                        lr_at=schedule if backbone_frozen(model, mc) else fine_tune)
     start_epoch = state["epoch"] if state else 0
@@ -335,8 +340,6 @@ def _state_entry(path: Path) -> bytes | None:
 
 
 def _load_keras(path: Path, compile: bool):
-    from edge_rcnn._keras import keras
-
     try:
         return keras().models.load_model(str(path), compile=compile, safe_mode=True)
     except Exception as exc:  # Keras raises TypeError/ValueError for a bad config, OSError for bad weights
@@ -368,7 +371,6 @@ def _write_reports(out: Path, model, mc: ModelConfig, val_ds, history: dict[str,
     """History, curves and confusion matrix; for clip models the frame-order check, from the same pass."""
     import numpy as np
 
-    from edge_rcnn.plots import plot_confusion, plot_history
 
     check = None
     if mc.mode is InputMode.CLIP:

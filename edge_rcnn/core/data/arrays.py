@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_rcnn._util import progress as progress_bar
-from edge_rcnn.config import ModelConfig
-from edge_rcnn.data.clips import ClipError, ClipRef, DataWarning, read_sample
-from edge_rcnn.data.folder import SPLIT_CHOICES, DatasetIndex, scan_folder
-from edge_rcnn.errors import DataError, choices_error
+from edge_rcnn.core._util import progress as progress_bar
+from edge_rcnn.core.config import ModelConfig
+from edge_rcnn.core.data.clips import ClipError, ClipRef, DataWarning, read_sample
+from edge_rcnn.core.data.folder import SPLIT_CHOICES, DatasetIndex, scan_folder
+from edge_rcnn.core.errors import DataError, choices_error
 
 
 def load_arrays(

@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 import sys
 
-from edge_rcnn.errors import RuntimeUnavailableError
+from edge_rcnn.core.errors import RuntimeUnavailableError
+from runtimes.quiet import TENSORFLOW_IMPORT_NOISE, dropping_stderr_lines
 
 TRAIN_HINT = "install the training extra: pip install 'edge-rcnn[train]'"
 
@@ -31,7 +32,6 @@ def keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tf_keras" in sys.modules:
         return sys.modules["tf_keras"]
-    from runtimes.quiet import TENSORFLOW_IMPORT_NOISE, dropping_stderr_lines
 
     try:
         # Some INFO lines ignore TF_CPP_MIN_LOG_LEVEL=3 (absl before InitializeLog, oneDNN, the CUDA

@@ -1,6 +1,6 @@
 """The camera loop: a source -> a stream -> per-frame results, events, and optionally files.
 
-``run_stream(predictor, source)`` (``Predictor.run``) yields one ``FrameResult`` per frame;
+``run(predictor, source)`` yields one ``FrameResult`` per frame;
 ``run_camera`` drives it for the CLI (``edge-rcnn run``): annotated video, events file, a
 progress line, Ctrl-C as a clean stop, and a ``RunSummary``. Everything it holds is bounded
 (the stream's rings, a 30-entry FPS window), so memory stays flat on a stream of any length.
@@ -14,10 +14,11 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Iterator
 
-from runtimes.camera import Frame, Reconnect, open_source
+from runtimes.camera.events import Event, EventDetector
+from runtimes.camera.recording import AnnotatedVideo, EventLog
+from runtimes.camera.sources import Frame, Reconnect, open_source
 from runtimes.classify import Prediction
 from runtimes.errors import InputError, SourceError
-from runtimes.events import Event, EventDetector
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class RunSummary:
                 f"{self.reconnects} reconnects{stop}")
 
 
-class StreamRun:
+class CameraRun:
     """``for result in run: ...``; counters are readable during and after the loop (``summary()``)."""
 
     def __init__(self, predictor, source, *, every: int = 1, smoothing: float = 0.0, topk: int = 5,
@@ -117,9 +118,10 @@ class StreamRun:
         )
 
 
-def run_stream(predictor, source, **options) -> StreamRun:
-    """``Predictor.run``: an iterable of ``FrameResult`` (options: see ``StreamRun``)."""
-    return StreamRun(predictor, source, **options)
+def run(predictor, source, **options) -> CameraRun:
+    """The camera loop over ``source`` (camera index, /dev/video*, URL, video, frame folder, or
+    frames) with ``predictor``: an iterable of ``FrameResult``, one per frame (options: ``CameraRun``)."""
+    return CameraRun(predictor, source, **options)
 
 
 def _label(result: FrameResult) -> str:
@@ -132,18 +134,16 @@ def run_camera(predictor, source, *, save=None, events=None, progress: bool = Fa
     """The whole camera loop: ``save`` an annotated video, append ``events`` as JSON lines, show a
     progress line on stderr, pass each frame's events to ``on_events(events)``. Ctrl-C stops it cleanly
     (``interrupted`` in the summary); a live source lost for good raises ``SourceError`` after the
-    files are finished (``error.summary``). Options: ``StreamRun``."""
-    from runtimes.recording import AnnotatedVideo, EventLog
-
-    run = run_stream(predictor, source, **options)
+    files are finished (``error.summary``). Options: ``CameraRun``."""
+    camera_run = run(predictor, source, **options)
     try:
-        video = AnnotatedVideo(save, run.source.fps) if save else None
+        video = AnnotatedVideo(save, camera_run.source.fps) if save else None
         log = EventLog(events) if events else None
     except BaseException:
-        run.source.close()
+        camera_run.source.close()
         raise
     interrupted, failure, shown, done = False, None, 0.0, False
-    iterator = iter(run)
+    iterator = iter(camera_run)
     try:
         for result in iterator:
             if on_events is not None and result.events:
@@ -154,8 +154,8 @@ def run_camera(predictor, source, *, save=None, events=None, progress: bool = Fa
                 video.write(result.frame.image, result.frame.color, _label(result), result.fps)
             if progress and time.perf_counter() - shown > 0.5:
                 shown = time.perf_counter()
-                sys.stderr.write(f"\r{run.frames} frames  {result.fps:6.1f} FPS  {_label(result):<24}  "
-                                 f"events {run.event_count}  dropped {run.source.dropped}")
+                sys.stderr.write(f"\r{camera_run.frames} frames  {result.fps:6.1f} FPS  {_label(result):<24}  "
+                                 f"events {camera_run.event_count}  dropped {camera_run.source.dropped}")
                 sys.stderr.flush()
         done = True
     except KeyboardInterrupt:
@@ -166,14 +166,14 @@ def run_camera(predictor, source, *, save=None, events=None, progress: bool = Fa
         iterator.close()
         if progress and shown:
             sys.stderr.write("\n")
-        final = run.finish() if done else ()
+        final = camera_run.finish() if done else ()
         if on_events is not None and final:
             on_events(final)
         if log is not None:
             log.write(final)
             log.close()
         saved = video.close(keep=done) if video is not None else None
-    summary = run.summary(interrupted=interrupted, saved=str(saved) if saved else None,
+    summary = camera_run.summary(interrupted=interrupted, saved=str(saved) if saved else None,
                           events_file=str(log.path) if log else None)
     if failure is not None:
         failure.summary = summary

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_rcnn._keras import keras
-from edge_rcnn.backbones import APPLICATION, BN_MOMENTUM, PRETRAINED, build_backbone, keras_cache_dir
-from edge_rcnn.config import InputMode, ModelConfig, Motion, RnnType
-from edge_rcnn.errors import ConfigError, ModelFileError, first_line
+from edge_rcnn.core._keras import keras
+from edge_rcnn.core.backbones import APPLICATION, BN_MOMENTUM, PRETRAINED, build_backbone, keras_cache_dir
+from edge_rcnn.core.config import InputMode, ModelConfig, Motion, RnnType
+from edge_rcnn.core.errors import ConfigError, ModelFileError, first_line
 from runtimes.modeldir import file_sha256  # noqa: F401  (the one file hash: exports name their source with it)
 
 CONFIG_ENTRY = "edge_rcnn_config.json"  # our file inside the .keras zip
@@ -252,7 +252,7 @@ def split_for_streaming(model, config: ModelConfig, batch_size: int = 1, unroll:
 
     The window head reads all T features per call (unrolled by default: a TFLite fused LSTM
     would keep state between invokes). ``--streaming`` exports the encoder with a step head
-    instead (``edge_rcnn.stepper``: one step for the T windows in flight per frame); this split
+    instead (``edge_rcnn.core.stepper``: one step for the T windows in flight per frame); this split
     is the clip model's CNN and RNN halves, which the benchmark times apart.
     """
     encoder = frame_encoder_of(model, config, batch_size=batch_size)
@@ -353,20 +353,20 @@ def _value(config: ModelConfig, name: str):
 
 
 def _imagenet_file(config: ModelConfig) -> Path:
-    spec = PRETRAINED.get(config.backbone)
-    if spec is None:
+    entry = PRETRAINED.get(config.backbone)
+    if entry is None:
         raise ConfigError(f"--weights imagenet: backbone {config.backbone} has no ImageNet weights; expected one of: "
                           f"{', '.join(sorted(PRETRAINED))}")
     if config.channels != 3:
         raise ConfigError(f"--weights imagenet: channels {config.channels}; ImageNet weights expect 3 (colour) "
                           "channels: use --channels 3, or --weights none")
-    name, folder = spec.weights_file(config.input_size), keras_cache_dir() / "models"
+    name, folder = entry.weights_file(config.input_size), keras_cache_dir() / "models"
     if (folder / name).is_file():
         return folder / name
-    url = spec.weights_url(config.input_size)
+    url = entry.weights_url(config.input_size)
     try:
         return Path(keras().utils.get_file(name, url, cache_subdir="models", cache_dir=str(folder.parent),
-                                           file_hash=spec.file_hash))
+                                           file_hash=entry.file_hash))
     except Exception as exc:  # URLError, HTTPError, a failed hash, an unwritable cache: all mean "not here"
         raise ConfigError(f"--weights imagenet: {name} is not in {folder} and cannot be downloaded "
                           f"({first_line(exc)}); download {url} and put it in {folder}/") from None

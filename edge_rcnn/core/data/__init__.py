@@ -6,11 +6,11 @@ loads OpenCV / scikit-learn only when a function needs them.
 
 from __future__ import annotations
 
-from edge_rcnn.data.clips import ClipKind, ClipRef, DataWarning, read_clip, read_image
-from edge_rcnn.data.arrays import load_arrays
-from edge_rcnn.data.folder import DatasetIndex, normalize, read_dataset_json, scan_folder
-from edge_rcnn.data.moving_digits import digit_samples, generate_moving_digits, make_moving_digits
-from edge_rcnn.data.pipeline import make_dataset
+from edge_rcnn.core.data.arrays import load_arrays
+from edge_rcnn.core.data.clips import ClipKind, ClipRef, DataWarning, read_clip, read_image
+from edge_rcnn.core.data.folder import DatasetIndex, normalize, read_dataset_json, scan_folder
+from edge_rcnn.core.data.moving_digits import digit_samples, generate_moving_digits, make_moving_digits
+from edge_rcnn.core.data.pipeline import make_dataset
 
 __all__ = [
     "ClipKind",

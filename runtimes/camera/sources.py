@@ -19,8 +19,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from runtimes.decode import IMAGE_SUFFIXES, frame_files, import_cv2, quiet_cv2
 from runtimes.errors import SourceError
-from runtimes.sources import IMAGE_SUFFIXES, frame_files, import_cv2, quiet_cv2
 
 DEFAULT_FPS = 30.0  # frame folders and arrays have no clock: frame i is at i / 30 s
 MAX_BAD_READS = 25  # failed reads in a row before a file is taken as ended (or a live source as dropped)

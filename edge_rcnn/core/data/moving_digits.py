@@ -23,9 +23,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from edge_rcnn._util import check_writable_folder, kill_point, replace_folder, write_json_atomic
-from edge_rcnn._util import progress as progress_bar
-from edge_rcnn.errors import ConfigError, DataError, choices_error
+from edge_rcnn.core._util import check_writable_folder, kill_point, replace_folder, write_json_atomic
+from edge_rcnn.core._util import progress as progress_bar
+from edge_rcnn.core.data.folder import read_dataset_json
+from edge_rcnn.core.errors import ConfigError, DataError, choices_error
 
 DIRECTIONS = ("right", "left", "down", "up")
 SPLITS = ("train", "val")
@@ -315,7 +316,6 @@ def _prepare_out_dir(out: Path, overwrite: bool, name: str) -> None:
         return
     if not overwrite:
         raise DataError(f"{out}: folder is not empty; choose a new folder or pass overwrite=True (--overwrite)")
-    from edge_rcnn.data.folder import read_dataset_json
 
     if read_dataset_json(out).get("name") != name:
         raise DataError(f"{out}: not a {name} folder (no dataset.json naming it); refusing to overwrite")

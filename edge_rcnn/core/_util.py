@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from edge_rcnn.core.errors import ConfigError
+
 # The names atomic_path gives its temp files (".NAME.<8 random chars>.tmp"), those of writers that
 # add a suffix for a library that wants one (".NAME.<8>.tmp.keras"), and model.save_model's
 # (".STEM.tmp<pid>.keras"). Nothing else matches.
@@ -72,8 +74,6 @@ def check_writable_folder(path: str | os.PathLike, argument: str) -> Path:
     answers yes to root on ``/proc`` and to anyone where a file system refuses writes later. Creates
     nothing that stays.
     """
-    from edge_rcnn.errors import ConfigError
-
     path = Path(path)
     here = path
     while not here.exists() and not here.is_symlink() and here != here.parent:
@@ -139,10 +139,10 @@ def kill_point(stage: str) -> None:
     first) the process sends itself ``EDGE_RCNN_TEST_KILL_SIGNAL`` (``KILL``, the default, or
     ``TERM``) here, so a test knows exactly where it stopped without racing a timer.
     """
-    spec = os.environ.get(KILL_AT_ENV)
-    if not spec:
+    point = os.environ.get(KILL_AT_ENV)
+    if not point:
         return
-    name, _, nth = spec.partition(":")
+    name, _, nth = point.partition(":")
     if name != stage:
         return
     _kill_counts[stage] = count = _kill_counts.get(stage, 0) + 1

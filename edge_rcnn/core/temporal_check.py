@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from edge_rcnn.errors import DataError
+from edge_rcnn.core.errors import DataError
 
 # 5 points: an order-blind model scores the same on all three (up to a clip on a decision
 # boundary), while a model that reads motion loses far more once motion is scrambled or reversed.

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_rcnn.errors import DataError
-# The device's rules: train and predict list, choose and decode frames alike (runtimes.sources).
-from runtimes.sources import IMAGE_SUFFIXES, decode_uniform, frame_files, sample_indices
+from edge_rcnn.core.errors import DataError
+
+# The device's rules: train and predict list, choose and decode frames alike (runtimes.decode).
+from runtimes.decode import IMAGE_SUFFIXES, decode_uniform, frame_files, sample_indices
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 IMAGE_PATTERN = "*." + "|".join(s.lstrip(".") for s in IMAGE_SUFFIXES)  # *.png|jpg|jpeg|bmp|...

@@ -1,6 +1,6 @@
 """``tf.data`` input pipeline for training: decode with OpenCV in parallel, cache, augment, batch.
 
-TensorFlow is imported inside :func:`make_dataset` only (``import edge_rcnn.data`` stays cheap).
+TensorFlow is imported inside :func:`make_dataset` only (``import edge_rcnn.core.data`` stays cheap).
 Augmentation (training only) is seeded and stateless: the same ``seed`` gives the same batches.
 
 The rule for augmentations: one that can change what a motion means (a horizontal mirror turns
@@ -16,9 +16,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from edge_rcnn.config import InputMode, ModelConfig
-from edge_rcnn.data.clips import ClipError, ClipRef, DataWarning, read_sample
-from edge_rcnn.errors import ConfigError, DataError
+from edge_rcnn.core._keras import tf as get_tf
+from edge_rcnn.core.config import InputMode, ModelConfig
+from edge_rcnn.core.data.clips import ClipError, ClipRef, DataWarning, read_sample
+from edge_rcnn.core.errors import ConfigError, DataError
 
 MAX_CROP = 0.10  # random crop: up to this fraction of each side, then resized back
 MAX_BRIGHTNESS = 0.10  # brightness jitter, as a fraction of the full 0..255 range
@@ -135,8 +136,6 @@ def epoch_seeds(seed: int, epoch: int) -> tuple[int, int]:
 def _pipeline(refs, config: ModelConfig, *, batch, training: bool, flip: bool, flip_pairs, cache: bool,
               augment: bool | None) -> Callable[..., Any]:
     """Check the arguments and decode once; return ``build(shuffle_seed, noise_seed, reshuffle)``."""
-    from edge_rcnn._keras import tf as get_tf
-
     tf = get_tf()
     refs = tuple(refs)
     if not refs:

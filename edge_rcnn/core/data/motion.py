@@ -26,7 +26,8 @@ from typing import Iterator
 
 import numpy as np
 
-from edge_rcnn.errors import ConfigError, DataError, choices_error
+from edge_rcnn.core.data.moving_digits import _load_digits, write_dataset
+from edge_rcnn.core.errors import ConfigError, DataError, choices_error
 
 KINDS = ("translate", "approach", "camera")
 LABELS = {
@@ -101,8 +102,6 @@ def photos(split: str) -> tuple[np.ndarray, ...]:
 
 @functools.lru_cache(maxsize=1)
 def _digits() -> np.ndarray:
-    from edge_rcnn.data.moving_digits import _load_digits
-
     return _load_digits()[0]
 
 
@@ -278,8 +277,6 @@ def make_motion(kind: str, out_dir, *, clips_per_class: int = 80, frames: int = 
     ``dataset.json`` names the kind, records how a mirror maps the labels (``flip_pairs``) and
     that the labels depend on frame order.
     """
-    from edge_rcnn.data.moving_digits import write_dataset
-
     check_arguments(kind, frames=frames, size=size)
     if size % 2:  # MPEG-4 needs even sides; OpenCV would silently write size - 1
         raise ConfigError(f"size: expected an even number of pixels for .mp4 clips, got {size}")

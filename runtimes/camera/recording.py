@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from runtimes.camera.events import Event
+from runtimes.decode import import_cv2
 from runtimes.errors import InputError
-from runtimes.events import Event
-from runtimes.sources import import_cv2
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
 MIN_WIDTH = 320  # smaller frames are scaled up (whole pixels) so the text stays readable

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from edge_rcnn._keras import keras
+from edge_rcnn.core._keras import keras
 
 BackboneBuilder = Callable[..., object]
 # Faster-moving BN statistics than Keras' 0.99: small datasets give few steps per epoch, and with
@@ -55,8 +55,8 @@ def scratch_backbones() -> list[str]:
 def input_size_range(name: str) -> tuple[int, int]:
     """The smallest and largest input side that backbone ``name`` accepts (ModelConfig's 16..1024
     for those trained from scratch)."""
-    spec = PRETRAINED.get(name)
-    return spec.sizes if spec else (16, 1024)
+    entry = PRETRAINED.get(name)
+    return entry.sizes if entry else (16, 1024)
 
 
 def _frame_input(config):
@@ -192,9 +192,9 @@ def build_application(config):
     """The bare ``tf_keras.applications`` model of ``config.backbone``: random weights, one frame in
     (``channels``), its last spatial map out. BatchNormalization uses :data:`BN_MOMENTUM` (Keras'
     0.999 barely moves the statistics in the few steps a small dataset gives)."""
-    k, spec = keras(), PRETRAINED[config.backbone]
-    app = getattr(k.applications, spec.application)(
-        input_shape=(*config.input_size, config.channels), include_top=False, weights=None, **spec.kwargs)
+    k, entry = keras(), PRETRAINED[config.backbone]
+    app = getattr(k.applications, entry.application)(
+        input_shape=(*config.input_size, config.channels), include_top=False, weights=None, **entry.kwargs)
     for layer in app.layers:
         if isinstance(layer, k.layers.BatchNormalization):
             layer.momentum = BN_MOMENTUM
@@ -202,8 +202,8 @@ def build_application(config):
     return app
 
 
-def _register_pretrained(name: str, spec: Pretrained, doc: str) -> None:
-    PRETRAINED[name] = spec
+def _register_pretrained(name: str, entry: Pretrained, doc: str) -> None:
+    PRETRAINED[name] = entry
 
     def build(config):
         # A frame pair (motion=pair/gradient) feeds the ImageNet network its newer frame only; the

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from edge_rcnn._util import atomic_path
+from edge_rcnn.core._util import atomic_path
 
 
 def _pyplot():
