@@ -6,7 +6,7 @@ the standard 32x32 input that step is a sizeable share of one frame's CNN, so th
 push's speed-up over recomputing the window is low whatever the code does, and each frame's CNN
 is so small that the fixed cost of two interpreter calls from Python weighs as much as the
 arithmetic. At a camera size the CNN grows with the pixels while the step does not, so the
-streaming target (a share of the MAC bound, ``edge_rcnn.benchmark.targets``) tests the
+streaming target (a share of the MAC bound, ``benchmarks/targets.py``) tests the
 implementation rather than the arithmetic; it is judged here only.
 
 Configuration: ``edge-rcnn data moving-digits --size S --clips-per-class 20`` (16 classes, T=16,
@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge_rcnn.benchmark import benchmark
-from edge_rcnn.benchmark.targets import latency_targets, ratios
+from benchmarks.targets import latency_targets, ratios
 from printout import push_lines
 
 CAMERA_FORMATS = ("tflite-fp32", "tflite-int8", "onnx-fp32", "onnx-int8", "stream-int8")

@@ -35,18 +35,18 @@ PARTS = ("cnn", "rnn-fused", "rnn-unrolled", "clip-fused", "clip-unrolled")
 
 def part_models(model, config) -> dict[str, object]:
     from edge_rcnn.core._keras import keras
-    from edge_rcnn.core.model import build_temporal_head, rebuild
+    from edge_rcnn.core.model import rebuild
 
     k = keras()
     static = rebuild(model, config, batch_size=1)
-    features = int(static.get_layer("frames_cnn").output_shape[-1])
     out = {"cnn": k.Model(static.input, static.get_layer("frames_cnn").output, name="cnn")}
     for name, unroll in (("rnn-fused", False), ("rnn-unrolled", True)):
-        head = build_temporal_head(config, features, batch_size=1, unroll=unroll)
-        for layer in head.layers:
-            if layer.weights:
-                layer.set_weights(model.get_layer(layer.name).get_weights())
-        out[name] = head
+        clip = rebuild(model, config, batch_size=1, unroll=unroll)  # the RNN + classifier: the clip after its CNN
+        features = k.Input(clip.get_layer("frames_cnn").output.shape[1:], batch_size=1, name="features")
+        x = features
+        for layer in clip.layers[clip.layers.index(clip.get_layer("frames_cnn")) + 1:]:
+            x = layer(x)
+        out[name] = k.Model(features, x, name=name)
     out["clip-fused"] = rebuild(model, config, batch_size=1)  # the model default: the LSTM not unrolled
     out["clip-unrolled"] = rebuild(model, config, batch_size=1, unroll=True)
     return out

@@ -4,7 +4,7 @@ on missed targets."""
 from __future__ import annotations
 
 from edge_rcnn.benchmark import FORMATS
-from edge_rcnn.benchmark.floors import SIZE_PAIRS
+from benchmarks.floors import SIZE_PAIRS
 
 
 def fmt(value, spec: str = ".3g", unit: str = "") -> str:
@@ -104,11 +104,11 @@ def head_threads_line(stream) -> str:
 
 
 def threads_line(report) -> str:
-    """Which thread count each clip row's model ran on (``runtimes.load`` picks when not told)."""
+    """Which thread count each clip row's model ran on (the runtime's default when not told)."""
     used = [f"{r.format} {r.extra['threads_used'] or 'default'}" for r in report.rows
             if r.ok and "threads_used" in r.extra]
-    auto = any(r.extra.get("threads_auto") for r in report.rows if r.ok)
-    how = "loaded as a user loads them: every core or one, whichever ran a clip faster at load" if auto else "as given"
+    default = any(r.extra.get("threads_default") for r in report.rows if r.ok)
+    how = "loaded as a user loads them: the runtime's default" if default else "as given"
     return f"threads per row ({how}): {', '.join(used)}"
 
 

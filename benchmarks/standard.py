@@ -34,10 +34,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from edge_rcnn.benchmark import DEFAULT_FORMATS, benchmark  # noqa: E402
-from edge_rcnn.benchmark.floors import size_floors, tensor_data_by_row  # noqa: E402
+from benchmarks.floors import size_floors, tensor_data_by_row  # noqa: E402
 from edge_rcnn.benchmark.machine import MachineInfo, peak_int8_macs  # noqa: E402
 from edge_rcnn.benchmark.report import plot_rows  # noqa: E402
-from edge_rcnn.benchmark.targets import evaluate_targets, ratios, stream_targets  # noqa: E402
+from benchmarks.targets import evaluate_targets, ratios, stream_targets  # noqa: E402
 from camera import camera_summary, measure_camera, one_thread_ratios, one_thread_rows, stream_line  # noqa: E402
 from printout import explain, print_parts, print_ratios, print_sizes, threads_line  # noqa: E402
 

@@ -43,10 +43,10 @@ class Format(str, enum.Enum):
 class LstmKernel(str, enum.Enum):
     """How an LSTM is laid out in a TFLite file (GRU has no fused op and is always unrolled).
 
-    Measured on the standard model (x86-64 with AVX-512 VNNI, LiteRT 2.3, 2 threads): the fused
-    op's int8 kernel runs 5.7x slower than its float kernel, so a full-int8 clip with it was
-    2.1x slower than float32; unrolled into plain int8 builtins the same clip runs in 0.45x the
-    float32 time, for a file 0.48x of float32 instead of 0.34x (more tensors, same weights).
+    LiteRT's int8 kernel of the fused op is much slower than its float kernel, so int8 defaults to
+    the unrolled layout (plain int8 builtins: faster than float32, a larger file for the same
+    weights) and float to the fused one. Timings and sizes: ``benchmarks/results/`` (the
+    ``tflite-int8`` vs ``tflite-int8-fused`` rows, ``design-notes-2026-12-02.md``).
     """
 
     FUSED = "fused"  # one UNIDIRECTIONAL_SEQUENCE_LSTM op: smallest file

@@ -1,19 +1,16 @@
 """What the ``--onnx-int8 cpu`` file does differently: it is for ONNX Runtime's CPU kernels only.
 
-Measured on the standard model (2-core x86 with AVX-512 VNNI, ORT 1.32, profiler per node):
-
 - ORT's int8 convolution is slower than its float one at the very start of a CNN: the stem conv
-  reads 3 channels (a 27-deep dot product: 77 us int8 vs 34 us float for 16 frames of 32x32)
-  and a depthwise conv over 16 channels fills a fraction of a vector register (42 us vs 22 us).
-  Deeper depthwise convs (64 channels) and every pointwise conv are faster in int8 (pointwise
-  2-3x). So the leading run of such convs stays float (``leading_float_convs``); a float island
-  further in would cost two more layout changes and a quantize, and measured slower.
+  reads a few channels (a short dot product) and a narrow depthwise conv fills a fraction of a
+  vector register. Deeper depthwise convs and every pointwise conv are faster in int8. So the
+  leading run of such convs stays float (``leading_float_convs``); a float island further in
+  would cost two more layout changes and a quantize.
 - ORT's ``DynamicQuantizeLSTM`` (int8 weights, int8 products, activations quantized per call)
   beats a float LSTM reading weight-only int8 (whose DequantizeLinear ORT runs on every call).
 
-Together: int8 vs float32 clip latency 0.82x on 2 threads and 0.69x on one at 32x32 (0.98x
-and 1.07x before), 0.69x / 0.62x at 96x96, same file size. The TensorRT file keeps every conv
-int8 and the RNN as weight-only int8: TensorRT has its own kernels and no DynamicQuantizeLSTM.
+The TensorRT file keeps every conv int8 and the RNN as weight-only int8: TensorRT has its own
+kernels and no DynamicQuantizeLSTM. Per-node profiles and the resulting latencies:
+``benchmarks/results/design-notes-2026-12-02.md`` and the ``onnx-int8`` rows of the record.
 """
 
 from __future__ import annotations

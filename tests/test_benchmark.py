@@ -268,7 +268,7 @@ def test_best_round_keeps_the_least_disturbed_timings():
 
 def test_targets_from_one_report():
     from edge_rcnn.benchmark.report import BenchReport, Row
-    from edge_rcnn.benchmark.targets import evaluate_targets, ratios
+    from benchmarks.targets import evaluate_targets, ratios
 
     rows = (
         Row("keras", "tensorflow", "ok", size_mb=1.0, accuracy=99.0, agreement=100.0, p50_ms=20.0,
@@ -303,7 +303,7 @@ def test_targets_from_one_report():
 def test_stripped_files_are_smaller_and_compute_the_same(bench_dir, fmt, tmp_path):
     """The size floor's files: names gone, metadata and outputs unchanged."""
     import runtimes
-    from edge_rcnn.benchmark.floors import strip_onnx, strip_tflite, stripped_size
+    from benchmarks.floors import strip_onnx, strip_tflite, stripped_size
 
     original = next((bench_dir[0] / "models" / fmt).glob("model_*"))
     stripped = tmp_path / original.name
@@ -322,7 +322,7 @@ def test_stripped_files_are_smaller_and_compute_the_same(bench_dir, fmt, tmp_pat
 def test_size_floors_pair_each_int8_row_with_its_float_row(bench_dir, tiny_model_file, tmp_path):
     import shutil
 
-    from edge_rcnn.benchmark.floors import size_floors
+    from benchmarks.floors import size_floors
     from edge_rcnn.benchmark.formats import FORMATS
     from edge_rcnn.benchmark.prepare import expected_files
     from edge_rcnn.benchmark.report import BenchReport, Row
@@ -340,7 +340,7 @@ def test_size_floors_pair_each_int8_row_with_its_float_row(bench_dir, tiny_model
 
 def test_a_second_configuration_is_judged_on_the_speed_targets_under_its_own_name():
     from edge_rcnn.benchmark.report import BenchReport, Row
-    from edge_rcnn.benchmark.targets import latency_targets
+    from benchmarks.targets import latency_targets
 
     rows = (Row("tflite-fp32", "litert", "ok", p50_ms=1.0), Row("tflite-int8", "litert", "ok", p50_ms=0.6),
             Row("onnx-fp32", "onnxruntime", "ok", p50_ms=1.0), Row("onnx-int8", "onnxruntime", "ok", p50_ms=0.9))
@@ -352,7 +352,7 @@ def test_a_second_configuration_is_judged_on_the_speed_targets_under_its_own_nam
 
 def test_stream_target_is_a_share_of_the_mac_bound_on_each_thread_count():
     from edge_rcnn.benchmark.report import BenchReport, Row
-    from edge_rcnn.benchmark.targets import stream_targets
+    from benchmarks.targets import stream_targets
 
     macs = {"frame": 90, "frames": 1440, "head": 50, "step": 10, "clip": 1000}  # MAC bound 1000 / (90 + 10) = 10x
 
@@ -374,9 +374,9 @@ def test_stream_target_is_a_share_of_the_mac_bound_on_each_thread_count():
 
 
 def test_size_target_judges_tensor_data_below_1m_weights_and_the_whole_file_from_there():
-    from edge_rcnn.benchmark.floors import TensorData
+    from benchmarks.floors import TensorData
     from edge_rcnn.benchmark.report import BenchReport, Row
-    from edge_rcnn.benchmark.targets import SMALL_MODEL_WEIGHTS, evaluate_targets
+    from benchmarks.targets import SMALL_MODEL_WEIGHTS, evaluate_targets
 
     rows = (Row("tflite-fp32", "litert", "ok", size_mb=4.1), Row("tflite-int8", "litert", "ok", size_mb=1.6),
             Row("onnx-fp32", "onnxruntime", "ok", size_mb=4.01), Row("onnx-int8", "onnxruntime", "ok", size_mb=1.21))
@@ -410,7 +410,7 @@ def test_tensor_data_of_real_files_matches_counts_made_another_way(bench_dir, tm
     import onnx
     from ai_edge_litert.interpreter import Interpreter
 
-    from edge_rcnn.benchmark.floors import tensor_data
+    from benchmarks.floors import tensor_data
 
     tflite = bench_dir[0] / "models" / "tflite-int8" / "model_int8.tflite"
     interpreter = Interpreter(model_path=str(tflite))

@@ -8,7 +8,7 @@ from conftest import tiny_model_config
 
 from edge_rcnn.core.backbones import scratch_backbones
 from edge_rcnn.core.errors import ModelFileError
-from edge_rcnn.core.model import build_model, load_model, read_config, save_model, split_for_streaming
+from edge_rcnn.core.model import build_model, load_model, read_config, save_model
 
 
 @pytest.mark.parametrize("rnn", ["lstm", "gru"])
@@ -47,17 +47,6 @@ def test_save_load_roundtrip_keeps_config_and_outputs(tmp_path):
     np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), atol=1e-6)
     assert loaded_cfg == cfg
     assert not list(tmp_path.glob(".*tmp*"))
-
-
-@pytest.mark.parametrize("motion", ["gradient", "none"])
-def test_streaming_split_matches_the_clip_model(motion):
-    cfg = tiny_model_config(rnn="lstm", motion=motion)
-    model = build_model(cfg)
-    x = np.random.default_rng(2).normal(size=(1, *cfg.input_shape)).astype("float32")
-    encoder, head = split_for_streaming(model, cfg)
-    steps = np.concatenate([x[:, 1:], x[:, :-1]], -1) if motion != "none" else x  # frame t with frame t - 1
-    feats = np.concatenate([encoder(steps[:, t]).numpy() for t in range(cfg.steps)])[None]
-    np.testing.assert_allclose(head(feats).numpy(), model(x).numpy(), atol=1e-5)
 
 
 def test_a_pair_model_reads_t_minus_1_steps_of_stacked_frames():

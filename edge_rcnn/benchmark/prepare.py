@@ -91,10 +91,10 @@ def exported_from(path: Path, sha256: str) -> bool:
     if not path.is_file():
         return False
     try:
-        meta = read_metadata(path) or {}
+        meta = read_metadata(path)
     except Exception:  # a truncated or foreign file: export again
         return False
-    return meta.get("source_sha256") == sha256
+    return meta is not None and meta.source_sha256 == sha256
 
 
 def stale_reason(fmt: BenchFormat, files: dict[str, Path], sha256: str) -> str | None:

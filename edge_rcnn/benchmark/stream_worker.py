@@ -7,8 +7,7 @@ full step: one encoder pass, one head step over the T windows in flight. Measure
 - ``frame_times_ms``: ``FeatureStream.push`` (the row's per-frame latency). The stream's encoder
   and the window's clip model both get the benchmark's thread count as ``num_threads``
   (``encoder_threads``, ``window_threads``; the head keeps its own, ``head_threads``), so the
-  streaming target compares the two sides at the same threads, on every core and on one (a
-  user's ``open_stream`` without ``num_threads`` gives the encoder the faster of the two);
+  streaming target compares the two sides at the same threads, on every core and on one;
 - ``window_frame_ms``: ``WindowStream.push`` over the int8 clip model exported beside the parts
   (same runtime, same precision, same frame conversion) -- the per-frame cost without streaming,
   i.e. recomputing the whole T-frame window on every frame;

@@ -68,9 +68,8 @@ def _macs(model, config) -> dict[str, int]:
 
 def load_threads(threads: int) -> int | None:
     """The ``num_threads`` a clip row loads its model with: ``None`` (what a user gets from
-    ``runtimes.load``: every core or one, whichever is faster, see ``runtimes.threads``) when the
-    benchmark runs on every core, else ``threads`` as given. (The stream row pins ``threads`` on
-    both of its sides: ``stream_worker``.)"""
+    ``runtimes.load``: the runtime's own default) when the benchmark runs on every core, else
+    ``threads`` as given. (The stream row pins ``threads`` on both of its sides: ``stream_worker``.)"""
     import os
 
     return None if threads >= (os.cpu_count() or 1) > 1 else threads
@@ -88,7 +87,7 @@ def measure_clip(job: dict[str, Any]) -> dict[str, Any]:
     predictor.predict(np.array(frames[0]))
     rt = predictor.runtime
     result: dict[str, Any] = {"runtime": rt.details().get("package", rt.name), "threads": threads,
-                              "threads_used": getattr(rt, "num_threads", None), "threads_auto": load_threads(threads) is None,
+                              "threads_used": getattr(rt, "num_threads", None), "threads_default": load_threads(threads) is None,
                               "details": {k: v for k, v in rt.details().items() if k != "package"}}
     record_first(job, result, start, loaded)
     pool = [rt.to_input(np.array(inputs[i : i + 1])) for i in range(min(TIME_POOL, len(inputs)))]

@@ -1,11 +1,11 @@
 """The one place that imports Keras, and why it is Keras 2 (``tf_keras``).
 
-Measured here with TF 2.21 / Keras 3.15 / tf_keras 2.21 (README "Supported devices" and the tests):
+With TF 2.21 / Keras 3.15 / tf_keras 2.21 (README "Supported devices"; the tests check it):
 - A Keras 3 ``LSTM`` that is not unrolled becomes a TFLite ``WHILE`` loop, and full-int8
   conversion of it crashes the converter (segfault). ``unroll=True`` converts, but as T copies of
   the cell's ops.
 - A ``tf_keras`` ``LSTM`` converts to the fused ``UNIDIRECTIONAL_SEQUENCE_LSTM`` builtin, which
-  quantizes to int8, is 2-3x smaller than the unrolled graph, and becomes a native ONNX ``LSTM``
+  quantizes to int8, is smaller than the unrolled graph, and becomes a native ONNX ``LSTM``
   node through tf2onnx (Keras 3 gives a ``Loop``).
 - GRU has no fused TFLite op in either Keras; we unroll it (T is small: 8-32 frames).
 So models are built with ``tf_keras``. TensorFlow is imported only when a function needs it, which

@@ -25,7 +25,7 @@ from edge_rcnn.core._keras import keras
 
 BackboneBuilder = Callable[..., object]
 # Faster-moving BN statistics than Keras' 0.99: small datasets give few steps per epoch, and with
-# 0.99 val accuracy swung between 30% and 96% from one epoch to the next (measured on moving digits).
+# 0.99 the inference statistics lag the weights, so val accuracy swings from one epoch to the next.
 BN_MOMENTUM = 0.9
 BACKBONES: dict[str, BackboneBuilder] = {}
 

@@ -11,7 +11,6 @@ image mode: (H, W, C) -> backbone -> (h, w, c) -> rows as a sequence (h, w*c) ->
 
 from __future__ import annotations
 
-import json
 import os
 import zipfile
 from dataclasses import dataclass
@@ -153,8 +152,8 @@ def gradient_cues(config: ModelConfig, pair, cells: tuple[int, int]) -> list:
         kernel = _gradient_kernel(scale, c, gain)
         # The bias 3 centres the saturation. Each scale's bias differs by a thousandth: the TFLite
         # converter merges equal constant tensors, and a bias shared by convolutions whose weights
-        # have different scales is quantized for the first of them only (int8 cues measured off by
-        # 3% of their range at every scale but the first).
+        # have different scales is quantized for the first of them only (the int8 cues of every
+        # other scale would be off).
         y = L.Conv2D(3, kernel.shape[0], strides=scale, padding="same", trainable=False, name=f"cue_gradients{scale}",
                      kernel_initializer=k.initializers.Constant(kernel.tolist()),
                      bias_initializer=k.initializers.Constant(3.0 + 1e-3 * n))(pair)
@@ -234,33 +233,6 @@ def build_model(config: ModelConfig, batch_size: int | None = None, unroll: bool
 
 def feature_dim(encoder) -> int:
     return int(encoder.output_shape[-1])
-
-
-def build_temporal_head(config: ModelConfig, features: int, batch_size: int | None = 1, unroll: bool = True):
-    """Cached step features ``(steps, F)`` -> class probabilities.
-
-    Unrolled by default so the exported file holds no recurrent state between calls: each call
-    reads exactly the T features it is given (the streaming window), as a fresh clip would.
-    """
-    k = keras()
-    inp = k.Input((config.steps, features), batch_size=batch_size, name="features")
-    return k.Model(inp, _temporal_stack(config, inp, unroll), name="temporal_head")
-
-
-def split_for_streaming(model, config: ModelConfig, batch_size: int = 1, unroll: bool = True):
-    """``(frame_encoder, window_head)`` with the trained weights of a clip ``model``.
-
-    The window head reads all T features per call (unrolled by default: a TFLite fused LSTM
-    would keep state between invokes). ``--streaming`` exports the encoder with a step head
-    instead (``edge_rcnn.core.stepper``: one step for the T windows in flight per frame); this split
-    is the clip model's CNN and RNN halves, which the benchmark times apart.
-    """
-    encoder = frame_encoder_of(model, config, batch_size=batch_size)
-    head = build_temporal_head(config, feature_dim(encoder), batch_size=batch_size, unroll=unroll)
-    for layer in head.layers:
-        if layer.weights:
-            layer.set_weights(model.get_layer(layer.name).get_weights())
-    return encoder, head
 
 
 def frame_encoder_of(model, config: ModelConfig, batch_size: int | None = 1):
@@ -466,7 +438,3 @@ def load_model(path: str | os.PathLike):
         raise ModelFileError(f"{path}: its edge-rcnn config ({want[0]} input, {want[1]} labels) disagrees with its "
                              f"Keras model ({got[0]} input, {got[1]} outputs); expected a file saved by edge-rcnn train")
     return model, config
-
-
-def config_summary(config: ModelConfig) -> str:
-    return json.dumps(config.to_dict(), sort_keys=True)

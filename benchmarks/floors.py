@@ -11,7 +11,7 @@ its tensor data and a big one's by the whole file.
 The floor: an int8 file and its float32 counterpart, both with every name stripped: for TFLite,
 TensorFlow's own ``flatbuffer_utils.strip_strings`` (tensor and subgraph names, descriptions,
 signature defs); for ONNX, every tensor and node renamed to a few characters and ``value_info``
-dropped. The edge-rcnn metadata stays: the runtimes need it and the converters issue asks for it
+dropped. The edge-rcnn metadata stays: the runtimes read labels, frames and normalization from it
 inside every file. What is left is weights, quantization parameters and graph structure. The
 stripped files load and give the same outputs as the originals (tested), so their size ratio is
 about the least that any file holding the same graph and metadata can reach.

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from edge_rcnn.benchmark.floors import TensorData
+from benchmarks.floors import TensorData
 from edge_rcnn.benchmark.report import BenchReport
 
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
@@ -43,7 +43,7 @@ STREAM_OF_MAC_BOUND = 0.8
 
 @dataclass(frozen=True)
 class Target:
-    issue: str  # training | converters | runtimes | streaming | benchmark
+    area: str  # training | converters | runtimes | streaming | benchmark
     name: str
     measured: float | None
     op: str  # "<=" or ">="
@@ -61,7 +61,7 @@ class Target:
     def line(self) -> str:
         shown = "-" if self.measured is None else f"{self.measured:.3g}{self.unit}"
         detail = f"  ({self.detail})" if self.detail else ""
-        return f"[{self.status:4}] {self.issue:<10} {self.name:<44} {shown:>9}  {self.op} {self.limit:g}{self.unit}{detail}"
+        return f"[{self.status:4}] {self.area:<10} {self.name:<44} {shown:>9}  {self.op} {self.limit:g}{self.unit}{detail}"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "status": self.status}
