@@ -1,4 +1,5 @@
-"""``OUT/manifest.json``: the files of an export folder, read by ``runtimes.modeldir`` on a device."""
+"""``OUT/manifest.json``: the files of an export folder (the record: ``runtimes.manifest.Manifest``),
+read by ``runtimes.modeldir`` on a device."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from converters.job import ExportedFile
 from converters.parts import Part
 from edge_rcnn.core._util import write_json_atomic
 from edge_rcnn.core.model import file_sha256
-from runtimes.modeldir import MANIFEST_NAME, MANIFEST_VERSION
+from runtimes.manifest import MANIFEST_NAME, Manifest, ManifestFile
 
 
-def write_manifest(out: Path, files: list[ExportedFile], entries: list[dict[str, Any]], config, sha256: str) -> Path:
-    """``OUT/manifest.json`` (schema: ``runtimes.modeldir``) for exactly the model files of this run.
+def build_manifest(files: list[ExportedFile], entries: list[dict[str, Any]], config, sha256: str) -> Manifest:
+    """The manifest of exactly the model files of this run.
 
     Each row holds the file's own sha256 (a changed byte is caught at load), the source model's
     sha256 (the file's embedded metadata must agree) and its verification status from
@@ -25,8 +26,11 @@ def write_manifest(out: Path, files: list[ExportedFile], entries: list[dict[str,
         if f.path is None:
             continue
         kind = config.mode.value if f.part is Part.CLIP else f.part.value
-        rows.append({"file": f.path.name, "format": f.format.value, "mode": f.mode.value, "kind": kind,
-                     "source_sha256": sha256, "sha256": file_sha256(f.path), "size_bytes": f.path.stat().st_size,
-                     "verified": entry["verified"], "passed": entry["passed"]})
-    doc = {"format_version": MANIFEST_VERSION, "source_sha256": sha256, "files": rows}
-    return write_json_atomic(out / MANIFEST_NAME, doc)
+        rows.append(ManifestFile(f.path.name, f.format.value, f.mode.value, kind, sha256, file_sha256(f.path),
+                                 f.path.stat().st_size, entry["verified"], entry["passed"]))
+    return Manifest(sha256, tuple(rows))
+
+
+def write_manifest(out: Path, files: list[ExportedFile], entries: list[dict[str, Any]], config, sha256: str) -> Path:
+    """``OUT/manifest.json`` for exactly the model files of this run (``build_manifest``)."""
+    return write_json_atomic(out / MANIFEST_NAME, build_manifest(files, entries, config, sha256).to_dict())

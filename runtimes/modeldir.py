@@ -1,18 +1,8 @@
 """An export folder: which model files it holds, which one to run here, which parts stream.
 
-``edge-rcnn quantize`` / ``export`` write ``OUT/manifest.json`` next to the files::
-
-    {"format_version": 2, "source_sha256": "...",
-     "files": [{"file": "model_int8.tflite", "format": "tflite", "mode": "int8", "kind": "clip",
-                "source_sha256": "...", "sha256": "...", "size_bytes": 52344,
-                "verified": true, "passed": true},
-               {"file": "stream_encoder_int8.tflite", "format": "tflite", "mode": "int8",
-                "kind": "stream_encoder", ...}, ...]}
-
-``format`` is ``tflite``, ``onnx`` or ``edgetpu`` (a .tflite compiled for the Edge TPU); ``kind``
-is the metadata kind (``clip``, ``image``, ``stream_encoder``, ``stream_head``); ``passed`` is
-the verification result (``false``: never chosen; ``null``: not verified, e.g. an Edge TPU file).
-Without a manifest the folder's .tflite/.onnx files are read one by one (their embedded metadata).
+``edge-rcnn quantize`` / ``export`` write ``OUT/manifest.json`` next to the files (the record:
+``runtimes.manifest.Manifest``). Without a manifest the folder's .tflite/.onnx files are read one
+by one (their embedded metadata).
 
 What a folder load trusts: a manifest path must stay inside the folder; every file chosen to
 run is checked before it loads: its sha256 against the manifest (a changed or swapped file) and
@@ -23,7 +13,6 @@ manifests (no per-file sha256) get the source check only.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -32,11 +21,9 @@ from pathlib import Path
 from runtimes.base import Device, DeviceKind
 from runtimes.devices import choose_device, onnx_providers
 from runtimes.errors import MetadataError, ModelFileError
+from runtimes.manifest import MANIFEST_NAME, Manifest
 from runtimes.metadata import read_metadata
 
-MANIFEST_NAME = "manifest.json"
-MANIFEST_VERSION = 2
-READABLE_VERSIONS = (1, 2)
 # A folder a converter is still writing, or the old folder it replaces (``converters.outdir``).
 UNFINISHED_FOLDER = re.compile(r"^\..+\.(tmp|old)-\d+-[A-Za-z0-9_]+$")
 MODE_PREFERENCE = ("int8", "fp16", "dynamic", "float", None)  # smallest and fastest on a device first
@@ -80,27 +67,17 @@ def read_manifest(directory: Path) -> tuple[ModelEntry, ...] | None:
     path = directory / MANIFEST_NAME
     if not path.is_file():
         return None
-    try:
-        doc = json.loads(path.read_text())
-        rows = doc["files"] if doc.get("format_version") in READABLE_VERSIONS else None
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
-        rows = None
-    if not isinstance(rows, list):
-        raise MetadataError(f"{path}: not an edge-rcnn manifest (expected format_version {MANIFEST_VERSION} and a files list)")
-    source = doc.get("source_sha256")
+    manifest = Manifest.read(path)
+    source = manifest.source_sha256
     entries = []
-    for row in rows:
-        if not isinstance(row, dict) or not isinstance(row.get("file"), str):
-            continue
-        file = inside(directory, row["file"], path)
-        if row.get("source_sha256") and source and row["source_sha256"] != source:
-            raise MetadataError(f"{path}: {row['file']} comes from another model than the manifest's "
+    for row in manifest.files:
+        file = inside(directory, row.file, path)
+        if row.source_sha256 and source and row.source_sha256 != source:
+            raise MetadataError(f"{path}: {row.file} comes from another model than the manifest's "
                                 "(source_sha256 differs); export the folder again")
         if file.is_file():
-            passed = row.get("passed")
-            entries.append(ModelEntry(file, row.get("format") or file_format(file), row.get("mode"), row.get("kind"),
-                                      row.get("source_sha256") or source, row.get("sha256"),
-                                      passed if isinstance(passed, bool) else None))
+            entries.append(ModelEntry(file, row.format or file_format(file), row.mode, row.kind,
+                                      row.source_sha256 or source, row.sha256, row.passed))
     return tuple(entries)
 
 
