@@ -135,7 +135,7 @@ def verify(path: str | os.PathLike, reference: str | os.PathLike, data: str | os
     meta = read_metadata(path)
     if meta is None:
         raise MetadataError(f"{path}: no edge_rcnn metadata (expected a file written by edge-rcnn quantize/export)")
-    mode = parse_enum(Mode, meta.get("mode"), f"{path.name} metadata mode")
+    mode = parse_enum(Mode, meta.mode, f"{path.name} metadata mode")
     checked = ConvertConfig(formats=("tflite",), mode=Mode.FLOAT, samples=1, verify_samples=samples,
                             max_drop=max_drop, min_top1=min_top1, split=split, seed=seed)  # validates the numbers
     model_config = _read_config(reference)
@@ -144,7 +144,7 @@ def verify(path: str | os.PathLike, reference: str | os.PathLike, data: str | os
     warn_label_coverage(model_config, None, clips)
     keras_model, _ = load_model(reference)
     notes = ()
-    if meta.get("source_sha256") and meta["source_sha256"] != file_sha256(reference):
+    if meta.source_sha256 and meta.source_sha256 != file_sha256(reference):
         notes = (f"{Path(reference).name} is not the model {path.name} was exported from (sha256 differs)",)
     fmt = "edgetpu" if path.name.endswith("_edgetpu.tflite") else path.suffix.lstrip(".")
     comparison = compare_file(path, reference_probs(keras_model, model_config, clips), clips, fmt=fmt, mode=mode.value,

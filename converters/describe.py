@@ -1,6 +1,6 @@
 """``info``: what an exported file holds: metadata, inputs/outputs with quantization, ops.
 
-TFLite op lists come from the flatbuffer (``runtimes.metadata.tflite_ops``, no TensorFlow); IO
+TFLite op lists come from the flatbuffer (``runtimes.tflite_file.tflite_ops``, no TensorFlow); IO
 details from a LiteRT interpreter when one loads the file (an Edge TPU file needs the TPU's
 delegate, so its IO comes from the metadata). ONNX details come from the ``onnx`` package.
 """
@@ -17,7 +17,7 @@ from converters.tflite import make_interpreter
 from edge_rcnn.core.errors import ModelFileError, first_line
 from runtimes.base import order_io
 from runtimes.errors import RuntimeUnavailableError
-from runtimes.metadata import io_names, read_metadata, tflite_ops
+from runtimes.metadata import FileMetadata, io_names, read_metadata, tflite_ops
 from runtimes.modeldir import check_listed_file
 
 
@@ -28,14 +28,14 @@ def info(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     check_listed_file(path)
     meta = read_metadata(path)  # also rejects missing, empty and unknown files
-    base = {"file": str(path), "size_bytes": path.stat().st_size, "metadata": meta}
+    base = {"file": str(path), "size_bytes": path.stat().st_size, "metadata": meta.to_dict() if meta else None}
     if path.suffix.lower() == ".onnx":
         return {**base, "format": "onnx", **_onnx_details(path)}
     fmt = "edgetpu" if path.name.endswith("_edgetpu.tflite") else "tflite"
     return {**base, "format": fmt, **_tflite_details(path, meta)}
 
 
-def _tflite_details(path: Path, meta: dict[str, Any] | None) -> dict[str, Any]:
+def _tflite_details(path: Path, meta: FileMetadata | None) -> dict[str, Any]:
     ops = tflite_ops(path)
     counts: dict[str, int] = {}
     for op in ops:
@@ -45,8 +45,8 @@ def _tflite_details(path: Path, meta: dict[str, Any] | None) -> dict[str, Any]:
         interpreter = make_interpreter(path.read_bytes())
     except Exception as exc:  # custom ops (edgetpu-custom-op) need their delegate to load
         details["io_source"] = f"metadata (the interpreter cannot load it here: {first_line(exc, 120)})"
-        details["inputs"] = [meta["input"]] if meta else []
-        details["outputs"] = [meta["output"]] if meta else []
+        details["inputs"] = [meta.input.to_dict()] if meta and meta.input else []
+        details["outputs"] = [meta.output.to_dict()] if meta and meta.output else []
         return details
     details["io_source"] = "interpreter"
     inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()

@@ -1,4 +1,4 @@
-"""Write the ``edge_rcnn`` metadata document into exported files (schema: ``runtimes.metadata``)."""
+"""Write the ``edge_rcnn`` metadata record into exported files (the record: ``runtimes.metadata.FileMetadata``)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,15 @@ import json
 from typing import Any
 
 from edge_rcnn.core.version import __version__
-from runtimes.metadata import FORMAT_VERSION, METADATA_KEY
+from runtimes.metadata import METADATA_KEY, FileMetadata, Normalization, TensorEntry
 
 
-def embed_tflite_metadata(model_bytes: bytes, meta: dict[str, Any], *, drop_ranges: bool = False) -> bytes:
+def metadata_json(meta: FileMetadata | dict[str, Any]) -> str:
+    """The JSON text written into a file: the record's, or a raw document's (tests write damaged ones)."""
+    return meta.to_json() if isinstance(meta, FileMetadata) else json.dumps(meta, sort_keys=True)
+
+
+def embed_tflite_metadata(model_bytes: bytes, meta: FileMetadata | dict[str, Any], *, drop_ranges: bool = False) -> bytes:
     """Return ``model_bytes`` with ``meta`` as the ``edge_rcnn`` metadata entry (replacing an old one).
 
     ``drop_ranges`` also removes the calibration ``min``/``max`` that the converter leaves on every
@@ -26,7 +31,7 @@ def embed_tflite_metadata(model_bytes: bytes, meta: dict[str, Any], *, drop_rang
                 if tensor.quantization is not None:
                     tensor.quantization.min = tensor.quantization.max = None
     buffer = schema.BufferT()
-    buffer.data = list(json.dumps(meta, sort_keys=True).encode("utf-8"))
+    buffer.data = list(metadata_json(meta).encode("utf-8"))
     model.buffers.append(buffer)
     entry = schema.MetadataT()
     entry.name = METADATA_KEY
@@ -36,45 +41,42 @@ def embed_tflite_metadata(model_bytes: bytes, meta: dict[str, Any], *, drop_rang
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def embed_onnx_metadata(model, meta: dict[str, Any]):
+def embed_onnx_metadata(model, meta: FileMetadata | dict[str, Any]):
     """Set ``model.metadata_props['edge_rcnn']`` on an ``onnx.ModelProto`` (in place; returned)."""
     for prop in list(model.metadata_props):
         if prop.key == METADATA_KEY:
             model.metadata_props.remove(prop)
     prop = model.metadata_props.add()
-    prop.key, prop.value = METADATA_KEY, json.dumps(meta, sort_keys=True)
+    prop.key, prop.value = METADATA_KEY, metadata_json(meta)
     return model
 
 
-def tensor_entry(name: str, shape, dtype, scale: float | None = None, zero_point: int | None = None) -> dict[str, Any]:
-    """One ``input``/``output`` entry; ``scale``/``zero_point`` stay null for float tensors."""
+def tensor_entry(name: str, shape, dtype, scale: float | None = None, zero_point: int | None = None) -> TensorEntry:
+    """One ``input``/``output`` entry; ``scale``/``zero_point`` stay ``None`` for float tensors."""
     import numpy as np
 
     dtype = np.dtype(dtype).name
     quantized = dtype in ("int8", "uint8", "int16") and scale not in (None, 0.0)
-    return {
-        "name": str(name), "shape": [int(d) for d in shape], "dtype": dtype,
-        "scale": float(scale) if quantized else None, "zero_point": int(zero_point) if quantized else None,
-    }
+    return TensorEntry(str(name), tuple(int(d) for d in shape), dtype,
+                       float(scale) if quantized else None, int(zero_point) if quantized else None)
 
 
-def build_metadata(config, *, mode: str, input: dict[str, Any], output: dict[str, Any], source_sha256: str,
-                   kind: str | None = None) -> dict[str, Any]:
-    """The ``edge_rcnn`` document (``format_version`` 1, schema in ``runtimes.metadata``) for ``config``."""
+def build_metadata(config, *, mode: str, input: TensorEntry, output: TensorEntry, source_sha256: str,
+                   kind: str | None = None) -> FileMetadata:
+    """The ``edge_rcnn`` record for ``config`` (``kind``: the model's input mode unless given)."""
     mean, std = config.mean_std
-    return {
-        "format_version": FORMAT_VERSION,
-        "edge_rcnn_version": __version__,
-        "kind": kind or config.mode.value,
-        "labels": list(config.labels),
-        "frames": config.frames,
-        "input_size": list(config.input_size),
-        "channels": config.channels,
-        "color_order": config.color_order,
-        "normalization": {"name": config.normalization.value, "mean": list(mean), "std": list(std)},
-        "mode": mode,
-        "input": input,
-        "output": output,
-        "model_config": config.to_dict(),
-        "source_sha256": source_sha256,
-    }
+    return FileMetadata(
+        kind=kind or config.mode.value,
+        labels=tuple(config.labels),
+        frames=config.frames,
+        input_size=tuple(config.input_size),
+        channels=config.channels,
+        color_order=config.color_order,
+        normalization=Normalization(config.normalization.value, tuple(mean), tuple(std)),
+        mode=mode,
+        input=input,
+        output=output,
+        model_config=config.to_dict(),
+        source_sha256=source_sha256,
+        edge_rcnn_version=__version__,
+    )

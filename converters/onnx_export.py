@@ -16,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from converters import parts
 from converters.calibration import ProgressReader
@@ -29,6 +29,7 @@ from converters.parts import build_graph, calibration_reader, input_shapes
 from edge_rcnn.core import _keras
 from edge_rcnn.core._util import write_bytes_atomic
 from edge_rcnn.core.errors import ConversionError, RuntimeUnavailableError, first_line
+from runtimes.metadata import TensorEntry
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,8 @@ def convert(job: ExportJob) -> ExportedFile:
     if job.part is parts.Part.STREAM_HEAD:  # [feature, *states] -> [probs, *states], in the Keras model's order
         io = [i.name for i in proto.graph.input], [o.name for o in proto.graph.output]
     meta = parts.metadata(job, Format.ONNX, mode=job.settings.mode.value, input=inp, output=out, io=io)
-    if job.settings.mode is Mode.INT8:
-        meta["quantized_for"] = job.settings.onnx_int8.value  # the runtime warns when it is the wrong one
+    if job.settings.mode is Mode.INT8:  # the runtime warns when it is the wrong one
+        meta = replace(meta, quantized_for=job.settings.onnx_int8.value)
     embed_onnx_metadata(proto, meta)
     try:
         onnx.checker.check_model(proto, full_check=True)
@@ -208,12 +209,12 @@ def op_counts(proto) -> dict[str, int]:
     return counts
 
 
-def io_entries(proto) -> tuple[dict[str, Any], dict[str, Any]]:
+def io_entries(proto) -> tuple[TensorEntry, TensorEntry]:
     """Metadata ``input``/``output`` entries (float32 IO in every mode; -1 for a dynamic dimension)."""
     from onnx import helper
 
 
-    def entry(value_info) -> dict[str, Any]:
+    def entry(value_info) -> TensorEntry:
         tensor_type = value_info.type.tensor_type
         shape = [d.dim_value if d.HasField("dim_value") else -1 for d in tensor_type.shape.dim]
         return tensor_entry(value_info.name, shape, helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))

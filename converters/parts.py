@@ -15,7 +15,7 @@ video, with the states the float step head itself produces along the way.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from edge_rcnn.core.data import normalize
 from edge_rcnn.core.errors import ConfigError, ConversionError
 from edge_rcnn.core.model import frame_encoder_of, rebuild
 from edge_rcnn.core.stepper import build_step_head, run_step_head, state_names
+from runtimes.metadata import FileMetadata, StreamPart, TensorEntry
 
 FRAMES_PER_CLIP = 4  # encoder calibration: this many evenly spaced frames of each calibration clip
 HEAD_CALIBRATION_STEPS = 1024  # step head calibration: at most this many pushes (of N clips x T)
@@ -131,21 +132,21 @@ def step_feeds(job, limit: int = HEAD_CALIBRATION_STEPS) -> list[dict[str, np.nd
     return [dict(zip(names, feeds[i])) for i in pick]
 
 
-def metadata(job, fmt, *, mode: str, input: dict[str, Any], output: dict[str, Any],
-             io: tuple[list[str], list[str]] | None = None) -> dict[str, Any]:
-    """The ``edge_rcnn`` document for ``job.part`` (``kind`` and, for parts, ``stream``); ``io``:
+def metadata(job, fmt, *, mode: str, input: TensorEntry, output: TensorEntry,
+             io: tuple[list[str], list[str]] | None = None) -> FileMetadata:
+    """The ``edge_rcnn`` record for ``job.part`` (``kind`` and, for parts, ``stream``); ``io``:
     the head's input and output tensor names in call order."""
     kind = None if job.part is Part.CLIP else job.part.value
     meta = build_metadata(job.config, mode=mode, input=input, output=output, source_sha256=job.source_sha256, kind=kind)
-    if job.part is not Part.CLIP:
-        mode_ = job.settings.mode
-        meta["stream"] = {
-            "role": "encoder" if job.part is Part.STREAM_ENCODER else "head",
-            "feature_dim": feature_dim(job), "frames": job.config.frames, "steps": job.config.steps,
-            "motion": job.config.motion.value,
-            "encoder": file_name(fmt, mode_, Part.STREAM_ENCODER.value),
-            "head": file_name(fmt, mode_, Part.STREAM_HEAD.value),
-        }
-        if io is not None:
-            meta["stream"].update(inputs=list(io[0]), outputs=list(io[1]))
-    return meta
+    if job.part is Part.CLIP:
+        return meta
+    mode_ = job.settings.mode
+    stream = StreamPart(
+        role="encoder" if job.part is Part.STREAM_ENCODER else "head",
+        feature_dim=feature_dim(job), frames=job.config.frames, steps=job.config.steps,
+        motion=job.config.motion.value,
+        encoder=file_name(fmt, mode_, Part.STREAM_ENCODER.value),
+        head=file_name(fmt, mode_, Part.STREAM_HEAD.value),
+        inputs=tuple(io[0]) if io is not None else None, outputs=tuple(io[1]) if io is not None else None,
+    )
+    return replace(meta, stream=stream)

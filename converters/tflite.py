@@ -26,6 +26,7 @@ from edge_rcnn.core import _keras
 from edge_rcnn.core._util import write_bytes_atomic
 from edge_rcnn.core.errors import ConversionError, first_line
 from edge_rcnn.core.stepper import STATE_OUTPUT_SUFFIX
+from runtimes.metadata import TensorEntry
 
 log = logging.getLogger(__name__)
 
@@ -196,12 +197,12 @@ def signature_io(content: bytes, states: list[str]) -> tuple[list[str], list[str
     return ([ins[n]["name"] for n in ("feature", *states)], [outs[n]["name"] for n in (*probs, *state_outs)])
 
 
-def io_entries(content: bytes, io: tuple[list[str], list[str]] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def io_entries(content: bytes, io: tuple[list[str], list[str]] | None = None) -> tuple[TensorEntry, TensorEntry]:
     """Metadata ``input``/``output`` entries from the interpreter's own tensor details (a step
     head's: the feature and the probabilities, named in ``io``)."""
     interpreter = make_interpreter(content)
 
-    def entry(detail: dict[str, Any]) -> dict[str, Any]:
+    def entry(detail: dict[str, Any]) -> TensorEntry:
         scale, zero_point = detail["quantization"]
         name = detail["name"].removeprefix("serving_default_").split(":")[0]
         return tensor_entry(name, detail["shape_signature"], detail["dtype"], scale, zero_point)

@@ -98,7 +98,7 @@ class LiteRtRuntime(Runtime):
         self.device = device or Device(self.devices[0])
         check_threads(num_threads)
         self.num_threads = num_threads or os.cpu_count() or 1
-        # Our own flatbuffer walk first: a truncated or foreign file fails here, in Python.
+        # The flatbuffer read with LiteRT's schema first: a truncated or foreign file fails here, in Python.
         self.ops = tflite_ops(self.path)
         self.metadata = read_metadata(self.path)
         self.lite = import_litert()

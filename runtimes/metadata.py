@@ -1,160 +1,175 @@
-"""Metadata inside exported files, read with numpy and the standard library only.
+"""The metadata inside every exported file: one typed record, read with numpy and a runtime only.
 
-Every file edge-rcnn exports carries one JSON document under the key ``edge_rcnn``:
-- TFLite: a model ``metadata`` entry named ``edge_rcnn`` whose buffer holds the UTF-8 JSON
-  (read here with a small flatbuffer reader, so a device needs no TensorFlow);
-- ONNX: ``model.metadata_props["edge_rcnn"]``.
-
-The document (``format_version`` 1)::
-
-    {
-      "format_version": 1,
-      "edge_rcnn_version": "0.1.0",
-      "kind": "clip" | "image" | "stream_encoder" | "stream_head",
-      "labels": ["0_right", ...],
-      "frames": 16, "input_size": [32, 32], "channels": 3, "color_order": "rgb",
-      "normalization": {"name": "symmetric", "mean": [..], "std": [..]},   # (px/255 - mean) / std
-      "mode": "int8" | "fp16" | "dynamic" | "float",
-      "input":  {"name": str, "shape": [..], "dtype": "int8", "scale": float, "zero_point": int},
-      "output": {"name": str, "shape": [..], "dtype": "int8", "scale": float, "zero_point": int},
-      "model_config": {...ModelConfig.to_dict()...},
-      "source_sha256": "<sha256 of the .keras file>",
-      "quantized_for": "tensorrt" | "cpu",   # int8 ONNX only: --onnx-int8 (which runtime it is fast on)
-      "stream": {"role": "encoder" | "head", "feature_dim": F, "frames": T,
-                 "encoder": "<file name>", "head": "<file name>",      # streaming parts only
-                 "inputs": [..], "outputs": [..]}   # head: tensor names, [feature, *states] -> [probs, *states]
-    }
-
-The streaming head is a step head (``edge_rcnn.core.stepper``): one recurrent step for T staggered
-windows, with the states as explicit float inputs and outputs, named in ``stream.inputs`` and
-``stream.outputs`` in call order (``input``/``output`` above are the feature and the probabilities).
-
-``scale``/``zero_point`` are null for float tensors. The runtimes never trust them over the
-interpreter's own tensor details; they are there for people and tools reading the file.
+Every file edge-rcnn exports carries one JSON document (``format_version`` 1) under the key
+``edge_rcnn``: in a TFLite file a model ``metadata`` entry whose buffer holds the UTF-8 JSON (read
+with LiteRT's schema, ``runtimes.tflite_file``); in an ONNX file ``metadata_props["edge_rcnn"]``.
+``FileMetadata`` is that document; its fields are the document's keys.
 """
 
 from __future__ import annotations
 
 import json
-import struct
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from runtimes._tflite_ops import BUILTIN_OPS
 from runtimes.errors import MetadataError, ModelFileError, first_line
 from runtimes.metadata_checks import describe_problems, field_problems
+from runtimes.tflite_file import read_file, tflite_metadata_bytes, tflite_ops  # noqa: F401  (tflite_ops: public here)
 
 METADATA_KEY = "edge_rcnn"
 FORMAT_VERSION = 1
-TFLITE_IDENTIFIER = b"TFL3"
 ONNX_SUFFIXES = (".onnx",)
 TFLITE_SUFFIXES = (".tflite",)
 
 
-class _Table:
-    """A flatbuffer table: enough of the format to walk a TFLite model (little-endian)."""
+def _tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
-    def __init__(self, buf: bytes, pos: int):
-        self.buf, self.pos = buf, pos
-        vtable = pos - struct.unpack_from("<i", buf, pos)[0]
-        self.vt_size = struct.unpack_from("<H", buf, vtable)[0]
-        self.vtable = vtable
 
-    def _field(self, index: int) -> int:
-        slot = 4 + 2 * index
-        if slot >= self.vt_size:
-            return 0
-        off = struct.unpack_from("<H", self.buf, self.vtable + slot)[0]
-        return self.pos + off if off else 0
+def _plain(value: Any) -> Any:
+    if isinstance(value, _Record):
+        return value.to_dict()
+    if isinstance(value, dict):
+        return dict(value)
+    return list(value) if isinstance(value, tuple) else value
 
-    def scalar(self, index: int, fmt: str, default: int = 0) -> int:
-        at = self._field(index)
-        return struct.unpack_from("<" + fmt, self.buf, at)[0] if at else default
 
-    def _indirect(self, at: int) -> int:
-        return at + struct.unpack_from("<I", self.buf, at)[0]
+class _Record:
+    """JSON object <-> frozen dataclass: lists become tuples, nested objects their records.
 
-    def string(self, index: int) -> str | None:
-        at = self._field(index)
-        if not at:
+    A record built from an unchecked document (``strict=False``) holds its values as found, so
+    that ``to_dict()`` gives back what ``field_problems`` needs to name them."""
+
+    NESTED: ClassVar[dict[str, type]] = {}
+    WRITE_NULLS: ClassVar[bool] = False  # write ``None`` fields as null (else leave the key out)
+
+    @classmethod
+    def build(cls, doc: dict[str, Any]):
+        """The record of a JSON object; keys that are not fields are left out."""
+        known = {f.name for f in fields(cls)}
+        nested = cls.NESTED
+        return cls(**{key: nested[key].build(value) if key in nested and isinstance(value, dict) else _tuple(value)
+                      for key, value in doc.items() if key in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        values = ((f.name, getattr(self, f.name)) for f in fields(self))
+        return {key: _plain(value) for key, value in values if value is not None or self.WRITE_NULLS}
+
+
+@dataclass(frozen=True)
+class TensorEntry(_Record):
+    """The file's ``input``/``output`` tensor as the converter wrote it. ``scale``/``zero_point``
+    are ``None`` for float tensors; the runtimes trust the interpreter's own details over them
+    (ONNX Runtime exposes none, so the ONNX runtime reads them here)."""
+
+    WRITE_NULLS: ClassVar[bool] = True
+
+    name: str | None = None
+    shape: tuple[int, ...] | None = None
+    dtype: str | None = None
+    scale: float | None = None
+    zero_point: int | None = None
+
+
+@dataclass(frozen=True)
+class Normalization(_Record):
+    """What the model expects of a pixel: ``(px / 255 - mean) / std``; ``name`` a preset
+    (``runtimes.preprocess.NORMALIZATIONS``), ``mean``/``std`` a number or one per channel."""
+
+    name: str | None = None
+    mean: tuple[float, ...] | float | None = None
+    std: tuple[float, ...] | float | None = None
+
+
+@dataclass(frozen=True)
+class StreamPart(_Record):
+    """One of the two streaming parts (``stream_encoder``/``stream_head`` files): its ``role``
+    (``encoder``/``head``), the ``feature_dim`` between them, ``frames`` (T) and ``steps`` of the
+    clip model, its ``motion``, and both parts' file names. A step head (``edge_rcnn.core.stepper``:
+    one recurrent step for T staggered windows, states as explicit float inputs and outputs) names
+    its tensors in call order: ``inputs`` ``[feature, *states]``, ``outputs`` ``[probs, *states]``."""
+
+    role: str | None = None
+    feature_dim: int | None = None
+    frames: int | None = None
+    steps: int | None = None
+    motion: str | None = None
+    encoder: str | None = None
+    head: str | None = None
+    inputs: tuple[str, ...] | None = None
+    outputs: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class FileMetadata(_Record):
+    """The ``edge_rcnn`` document of an exported file (JSON ``format_version`` 1).
+
+    - ``kind``: ``clip`` | ``image`` | ``stream_encoder`` | ``stream_head`` (``runtimes.spec.ModelKind``);
+    - ``labels``: the class names, one per output; ``frames``: T frames per clip;
+    - ``input_size`` ``(height, width)``, ``channels``, ``color_order`` (``rgb``/``bgr``),
+      ``normalization``: the frame format the model takes;
+    - ``mode``: ``int8`` | ``fp16`` | ``dynamic`` | ``float``; ``quantized_for``: int8 ONNX only,
+      the runtime it is fast on (``tensorrt`` | ``cpu``);
+    - ``input``/``output``: the first input and output tensor; ``stream``: streaming parts only;
+    - ``model_config``: ``ModelConfig.to_dict()``; ``source_sha256``: the .keras file it came from;
+      ``edge_rcnn_version``: the package that wrote it.
+
+    Any field may be ``None`` (absent from the document); a caller then supplies it
+    (``runtimes.spec``). ``to_json()`` writes ``None`` fields as absent keys, so a document read
+    and written again is the same JSON; keys the record does not know are left out.
+    """
+
+    NESTED: ClassVar[dict[str, type]] = {"input": TensorEntry, "output": TensorEntry,
+                                         "normalization": Normalization, "stream": StreamPart}
+
+    kind: str | None = None
+    labels: tuple[str, ...] | None = None
+    frames: int | None = None
+    input_size: tuple[int, int] | None = None
+    channels: int | None = None
+    color_order: str | None = None
+    normalization: Normalization | None = None
+    mode: str | None = None
+    input: TensorEntry | None = None
+    output: TensorEntry | None = None
+    model_config: dict[str, Any] | None = None
+    source_sha256: str | None = None
+    quantized_for: str | None = None
+    edge_rcnn_version: str | None = None
+    stream: StreamPart | None = None
+    format_version: int = FORMAT_VERSION
+
+    @classmethod
+    def from_dict(cls, doc: Any, path: str | Path = "metadata", *, strict: bool = True) -> FileMetadata:
+        """The record of a parsed document; ``MetadataError`` for another format, and (``strict``)
+        for the first field whose type or value is wrong (``field_problems``)."""
+        if not isinstance(doc, dict) or doc.get("format_version") != FORMAT_VERSION:
+            raise MetadataError(f"{path}: edge_rcnn metadata of an unknown format (expected format_version {FORMAT_VERSION})")
+        problems = field_problems(doc) if strict else []
+        if problems:
+            raise MetadataError(describe_problems(path, problems))
+        return cls.build(doc)
+
+    def to_json(self) -> str:
+        """The document as written into a file (sorted keys)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def problems(self) -> list[str]:
+        """Every field whose type or value is wrong (``[]`` for a record read with ``strict``)."""
+        return field_problems(self.to_dict())
+
+    def io_names(self) -> tuple[list[str], list[str]] | None:
+        """``(inputs, outputs)`` tensor names in call order for a file with several (a step head), else None."""
+        stream = self.stream
+        if not isinstance(stream, StreamPart) or stream.inputs is None or stream.outputs is None:
             return None
-        start = self._indirect(at)
-        length = struct.unpack_from("<I", self.buf, start)[0]
-        return self.buf[start + 4 : start + 4 + length].decode("utf-8", "replace")
-
-    def _vector(self, index: int) -> tuple[int, int]:
-        at = self._field(index)
-        if not at:
-            return 0, 0
-        start = self._indirect(at)
-        return start + 4, struct.unpack_from("<I", self.buf, start)[0]
-
-    def tables(self, index: int) -> list["_Table"]:
-        start, n = self._vector(index)
-        return [_Table(self.buf, self._indirect(start + 4 * i)) for i in range(n)]
-
-    def bytes_(self, index: int) -> bytes:
-        start, n = self._vector(index)
-        return self.buf[start : start + n]
+        return [str(n) for n in stream.inputs], [str(n) for n in stream.outputs]
 
 
-def _tflite_root(buf: bytes, path: Path) -> _Table:
-    if len(buf) < 8 or buf[4:8] != TFLITE_IDENTIFIER:
-        raise ModelFileError(f"{path}: not a TFLite model (no 'TFL3' file identifier)")
-    try:
-        return _Table(buf, struct.unpack_from("<I", buf, 0)[0])
-    except struct.error:
-        raise ModelFileError(f"{path}: truncated or corrupt TFLite file") from None
-
-
-def _tflite_metadata_bytes(buf: bytes, path: Path, name: str) -> bytes | None:
-    try:
-        model = _tflite_root(buf, path)
-        buffers = model.tables(4)
-        for entry in model.tables(6):
-            if entry.string(0) == name:
-                buffer = buffers[entry.scalar(1, "I")]
-                data = buffer.bytes_(0)
-                if not data:  # large models keep buffers after the flatbuffer: offset, size
-                    offset, size = buffer.scalar(1, "Q"), buffer.scalar(2, "Q")
-                    data = buf[offset : offset + size]
-                return data
-    except (struct.error, IndexError):
-        raise ModelFileError(f"{path}: truncated or corrupt TFLite file") from None
-    return None
-
-
-def tflite_ops(path: str | Path) -> list[str]:
-    """The op types a TFLite file uses, one entry per op in the main subgraph, in order."""
-    path = Path(path)
-    buf = _read(path)
-    try:
-        model = _tflite_root(buf, path)
-        names = []
-        for code in model.tables(1):
-            # The real code is the larger of the deprecated int8 field and the int32 one.
-            builtin = max(code.scalar(0, "b"), code.scalar(3, "i"))
-            custom = code.string(1)
-            if custom:
-                names.append(f"CUSTOM:{custom}")
-            else:
-                names.append(BUILTIN_OPS[builtin] if builtin < len(BUILTIN_OPS) else f"BUILTIN_{builtin}")
-        ops = []
-        for sub in model.tables(2):
-            for op in sub.tables(3):  # SubGraph.operators; Operator.opcode_index is field 0
-                ops.append(names[op.scalar(0, "I")])
-        return ops
-    except (struct.error, IndexError):
-        raise ModelFileError(f"{path}: truncated or corrupt TFLite file") from None
-
-
-def _read(path: Path) -> bytes:
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file")
-    data = path.read_bytes()
-    if not data:
-        raise ModelFileError(f"{path}: empty file (expected a .tflite or .onnx model)")
-    return data
+def io_names(meta: FileMetadata | None) -> tuple[list[str], list[str]] | None:
+    """``meta.io_names()``; ``None`` without metadata."""
+    return meta.io_names() if meta is not None else None
 
 
 def _onnx_metadata_text(path: Path) -> str | None:
@@ -181,31 +196,31 @@ def onnx_session_metadata(session, path: str | Path) -> str | None:
         raise MetadataError(f"{path}: the ONNX metadata is not UTF-8 text (a damaged file)") from None
 
 
-def read_metadata(path: str | Path, *, strict: bool = True) -> dict[str, Any] | None:
+def read_metadata(path: str | Path, *, strict: bool = True) -> FileMetadata | None:
     """The ``edge_rcnn`` metadata of a .tflite or .onnx file, or ``None`` if it has none.
 
     ``strict`` (default) also checks every field's type and value (``field_problems``) and
     raises ``MetadataError`` on the first problem; ``strict=False`` returns a readable document
-    as it is, for tools that show a damaged file.
+    as it is, for tools that show a damaged file (``FileMetadata.problems()`` names what is wrong).
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in TFLITE_SUFFIXES:
-        raw = _tflite_metadata_bytes(_read(path), path, METADATA_KEY)
+        raw = tflite_metadata_bytes(path, METADATA_KEY)
         try:
             text = raw.decode("utf-8") if raw is not None else None
         except UnicodeDecodeError:
             raise MetadataError(f"{path}: the edge_rcnn metadata is not UTF-8 text (a damaged file)") from None
     elif suffix in ONNX_SUFFIXES:
-        _read(path)
+        read_file(path)
         text = _onnx_metadata_text(path)
     else:
         raise ModelFileError(f"{path}: unknown model type {suffix!r}; expected one of .tflite, .onnx")
     return parse_metadata(text, path, strict=strict)
 
 
-def parse_metadata(text: str | None, path: str | Path, *, strict: bool = True) -> dict[str, Any] | None:
-    """The metadata document from its JSON text (``None`` stays ``None``); ``path`` is for messages.
+def parse_metadata(text: str | None, path: str | Path, *, strict: bool = True) -> FileMetadata | None:
+    """The metadata record from its JSON text (``None`` stays ``None``); ``path`` is for messages.
 
     For callers that already hold the text, e.g. an ONNX Runtime session's
     ``custom_metadata_map[METADATA_KEY]``, so the file is not opened a second time. ``strict``:
@@ -216,20 +231,7 @@ def parse_metadata(text: str | None, path: str | Path, *, strict: bool = True) -
     if not isinstance(text, str):
         raise MetadataError(f"{path}: the edge_rcnn metadata is {type(text).__name__}; expected JSON text")
     try:
-        meta = json.loads(text)
+        doc = json.loads(text)
     except (ValueError, RecursionError):  # JSONDecodeError, over-long integers, absurd nesting
         raise MetadataError(f"{path}: the edge_rcnn metadata is not valid JSON") from None
-    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
-        raise MetadataError(f"{path}: edge_rcnn metadata of an unknown format (expected format_version {FORMAT_VERSION})")
-    problems = field_problems(meta) if strict else []
-    if problems:
-        raise MetadataError(describe_problems(path, problems))
-    return meta
-
-
-def io_names(meta: dict[str, Any] | None) -> tuple[list[str], list[str]] | None:
-    """``(inputs, outputs)`` tensor names in call order for a file with several (a step head), else None."""
-    stream = (meta or {}).get("stream") or {}
-    if not isinstance(stream, dict) or "inputs" not in stream or "outputs" not in stream:
-        return None
-    return [str(n) for n in stream["inputs"]], [str(n) for n in stream["outputs"]]
+    return FileMetadata.from_dict(doc, path, strict=strict)

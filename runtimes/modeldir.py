@@ -55,8 +55,10 @@ def file_format(path: Path) -> str:
 def describe_file(path: str | Path) -> ModelEntry:
     """The entry for one file, from its embedded metadata (kind ``None`` without metadata)."""
     path = Path(path)
-    meta = read_metadata(path) or {}
-    return ModelEntry(path, file_format(path), meta.get("mode"), meta.get("kind"), meta.get("source_sha256"))
+    meta = read_metadata(path)
+    if meta is None:
+        return ModelEntry(path, file_format(path), None, None)
+    return ModelEntry(path, file_format(path), meta.mode, meta.kind, meta.source_sha256)
 
 
 def read_manifest(directory: Path) -> tuple[ModelEntry, ...] | None:
@@ -123,7 +125,8 @@ def check_entry(entry: ModelEntry) -> ModelEntry:
         raise ModelFileError(f"{where}its sha256 differs from {MANIFEST_NAME} (changed or replaced after export); "
                              "export the folder again")
     if entry.source_sha256 is not None:
-        embedded = (read_metadata(entry.path) or {}).get("source_sha256")
+        meta = read_metadata(entry.path)
+        embedded = meta.source_sha256 if meta is not None else None
         if embedded != entry.source_sha256:
             raise ModelFileError(f"{where}exported from another model than {MANIFEST_NAME} lists "
                                  "(embedded source_sha256 differs); export the folder again")

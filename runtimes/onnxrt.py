@@ -18,7 +18,7 @@ import numpy as np
 
 from runtimes.base import Device, DeviceKind, Runtime, TensorInfo, check_threads, order_io, register_runtime
 from runtimes.errors import InputError, ModelFileError, RuntimeUnavailableError, TensorRtFileOnCpuWarning, first_line
-from runtimes.metadata import io_names, onnx_session_metadata, parse_metadata
+from runtimes.metadata import FileMetadata, TensorEntry, io_names, onnx_session_metadata, parse_metadata
 
 PROVIDERS = {
     DeviceKind.TENSORRT: "TensorrtExecutionProvider",
@@ -83,14 +83,14 @@ def select_providers(device: Device, available: Sequence[str], cache_dir: Path) 
     return [(PROVIDERS[k], provider_options(k, gpu, cache_dir)) for k in kinds]
 
 
-def _tensor_info(node, meta: dict[str, Any] | None) -> TensorInfo:
+def _tensor_info(node, meta: TensorEntry | None) -> TensorInfo:
     if node.type not in _DTYPES:
         raise ModelFileError(f"tensor {node.name!r}: type {node.type}; expected one of {', '.join(_DTYPES)}")
     dtype = _DTYPES[node.type]
     shape = tuple(d if isinstance(d, int) and d > 0 else None for d in node.shape)
     scale = zero_point = None
     if np.dtype(dtype).kind in "iu" and meta:  # ORT does not expose IO quantization: the metadata does
-        scale, zero_point = meta.get("scale"), meta.get("zero_point")
+        scale, zero_point = meta.scale, meta.zero_point
     return TensorInfo(node.name, shape, dtype, scale, zero_point)
 
 
@@ -143,16 +143,16 @@ class OnnxRuntime(Runtime):
             kind = next(k for k in PRIORITY if PROVIDERS[k] == self.providers[0])
             self.device = Device(kind, "" if kind is DeviceKind.CPU else self.device.selector)
         self.metadata = parse_metadata(onnx_session_metadata(self.session, self.path), self.path)
-        if self.device.kind is DeviceKind.CPU and (self.metadata or {}).get("quantized_for") == "tensorrt":
+        if self.device.kind is DeviceKind.CPU and self.metadata and self.metadata.quantized_for == "tensorrt":
             warnings.warn(TENSORRT_FILE_ON_CPU.format(name=self.path.name), TensorRtFileOnCpuWarning, stacklevel=4)
         names = io_names(self.metadata)
         by_name = lambda node: node.name  # noqa: E731
         inputs = order_io(self.session.get_inputs(), names and names[0], by_name, self.path, "input")
         outputs = order_io(self.session.get_outputs(), names and names[1], by_name, self.path, "output")
-        meta = self.metadata or {}
+        meta = self.metadata or FileMetadata()
         # Quantization parameters of integer IO come from the metadata: the first input and output.
-        self.inputs = tuple(_tensor_info(n, meta.get("input") if i == 0 else None) for i, n in enumerate(inputs))
-        self.outputs = tuple(_tensor_info(n, meta.get("output") if i == 0 else None) for i, n in enumerate(outputs))
+        self.inputs = tuple(_tensor_info(n, meta.input if i == 0 else None) for i, n in enumerate(inputs))
+        self.outputs = tuple(_tensor_info(n, meta.output if i == 0 else None) for i, n in enumerate(outputs))
         self.input, self.output = self.inputs[0], self.outputs[0]
         self._in_names, self._out_names = [t.name for t in self.inputs], [t.name for t in self.outputs]
 

@@ -51,7 +51,7 @@ class Predictor:
     def info(self) -> dict[str, Any]:
         """The file's metadata, then what was loaded: backend, device, tensors and quantization."""
         rt, spec = self.runtime, self.spec
-        out: dict[str, Any] = dict(rt.metadata or {})
+        out: dict[str, Any] = rt.metadata.to_dict() if rt.metadata is not None else {}
         out.update(
             path=str(rt.path), runtime=rt.name, device=str(rt.device), kind=spec.kind.value,
             labels=list(spec.labels), frames=spec.frames, has_metadata=rt.metadata is not None,

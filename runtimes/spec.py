@@ -18,11 +18,12 @@ import math
 import numbers
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from runtimes.base import TensorInfo
 from runtimes.errors import InputError, MetadataError, ModelFileError
-from runtimes.metadata_checks import describe_problems, field_problems, label_problem
+from runtimes.metadata import FileMetadata
+from runtimes.metadata_checks import describe_problems, label_problem
 from runtimes.preprocess import COLOR_ORDERS, FrameFormat, normalization_mean_std
 
 
@@ -63,76 +64,75 @@ def _shown(shape: tuple[int | None, ...]) -> str:
     return str([s if s is not None else "?" for s in shape])
 
 
-def tensor_problems(meta: dict[str, Any], inp: TensorInfo, out: TensorInfo) -> list[str]:
-    """Where well-typed metadata (``metadata.field_problems`` empty) disagrees with the model's
+def tensor_problems(meta: FileMetadata, inp: TensorInfo, out: TensorInfo) -> list[str]:
+    """Where well-typed metadata (``FileMetadata.problems()`` empty) disagrees with the model's
     own input and output tensors, one phrase each; ``[]`` where it agrees."""
     shape, problems = inp.shape, []
     kind = _BY_RANK.get(len(shape))
-    if meta.get("kind") is not None:
+    if meta.kind is not None:
         try:
-            kind = ModelKind(meta["kind"])
+            kind = ModelKind(meta.kind)
         except ValueError:
             valid = ", ".join(k.value for k in ModelKind)
-            return [f"kind: {meta['kind']!r}; expected one of: {valid}"]
+            return [f"kind: {meta.kind!r}; expected one of: {valid}"]
     if kind is not None and len(shape) not in RANKS[kind]:
         # The other checks read axes by kind: on the wrong rank they would only add noise.
         ranks = " or ".join(map(str, RANKS[kind]))
         return [f"kind: {kind.value} takes an input of rank {ranks}, but input {inp.name!r} is {_shown(shape)}"]
-    labels = meta.get("labels")
+    labels = meta.labels
     classes = out.shape[-1] if out.shape else None
     if labels is not None and kind is not ModelKind.STREAM_ENCODER and classes is not None and len(labels) != classes:
         problems.append(f"labels: {len(labels)} names for a model with {classes} outputs")
-    if kind is ModelKind.CLIP and meta.get("frames") is not None and shape[1] is not None and meta["frames"] != shape[1]:
-        problems.append(f"frames: {meta['frames']}, but input {inp.name!r} {_shown(shape)} takes {shape[1]}")
+    if kind is ModelKind.CLIP and meta.frames is not None and shape[1] is not None and meta.frames != shape[1]:
+        problems.append(f"frames: {meta.frames}, but input {inp.name!r} {_shown(shape)} takes {shape[1]}")
     if kind in FRAME_KINDS:
         layout = _layout(shape)
         hw = shape[-3:-1] if layout == "nhwc" else shape[-2:]
         axis = shape[-1] if layout == "nhwc" else shape[-3]
-        channels = meta.get("channels")
+        channels = meta.channels
         pair = kind is ModelKind.STREAM_ENCODER and channels is not None and axis == 2 * channels  # a frame pair
         if channels is not None and axis is not None and channels != axis and not pair:
             problems.append(f"channels: {channels}, but input {inp.name!r} {_shown(shape)} takes {axis}")
-        size = meta.get("input_size")
+        size = meta.input_size
         if size is not None and None not in hw and list(size) != list(hw):
             problems.append(f"input_size: {list(size)}, but input {inp.name!r} {_shown(shape)} takes {list(hw)}")
-        norm = meta.get("normalization")
         want = channels or axis
         for key in ("mean", "std"):
-            values = norm.get(key) if isinstance(norm, dict) else None
-            if isinstance(values, list) and want is not None and len(values) not in (1, want):
+            values = getattr(meta.normalization, key, None)
+            if isinstance(values, tuple) and want is not None and len(values) not in (1, want):
                 problems.append(f"normalization.{key}: {len(values)} values for a {want}-channel input; expected 1 or {want}")
     return problems
 
 
-def check_metadata(meta: dict[str, Any], inp: TensorInfo, out: TensorInfo) -> list[str]:
+def check_metadata(meta: FileMetadata, inp: TensorInfo, out: TensorInfo) -> list[str]:
     """Every problem of ``meta`` on its own and against the tensors (what ``edge-rcnn info`` warns about)."""
-    return field_problems(meta) or tensor_problems(meta, inp, out)
+    return meta.problems() or tensor_problems(meta, inp, out)
 
 
-def _kind(meta: dict[str, Any], shape: tuple[int | None, ...], path: Path) -> ModelKind:
-    if "kind" in meta:
+def _kind(meta: FileMetadata, shape: tuple[int | None, ...], path: Path) -> ModelKind:
+    if meta.kind is not None:
         try:
-            return ModelKind(meta["kind"])
+            return ModelKind(meta.kind)
         except ValueError:
             valid = ", ".join(k.value for k in ModelKind)
-            raise MetadataError(f"{path}: metadata kind {meta['kind']!r}; expected one of: {valid}") from None
+            raise MetadataError(f"{path}: metadata kind {meta.kind!r}; expected one of: {valid}") from None
     if len(shape) not in _BY_RANK:
         raise ModelFileError(f"{path}: input of rank {len(shape)}; expected a clip (5), image (4) or features (3)")
     return _BY_RANK[len(shape)]
 
 
-def _mean_std(meta, normalization, mean, std, channels: int, missing: list[str]):
+def _mean_std(meta: FileMetadata, normalization, mean, std, channels: int, missing: list[str]):
     if mean is not None or std is not None:
         if mean is None or std is None:
             raise InputError("mean/std: give both (per-channel values of (pixel/255 - mean) / std)")
     elif normalization is not None:
         mean, std = normalization_mean_std(str(normalization), channels)
-    elif isinstance(meta.get("normalization"), dict):
-        norm = meta["normalization"]
-        if "mean" in norm and "std" in norm:
-            mean, std = norm["mean"], norm["std"]
-        elif "name" in norm:
-            mean, std = normalization_mean_std(norm["name"], channels)
+    elif meta.normalization is not None:
+        norm = meta.normalization
+        if norm.mean is not None and norm.std is not None:
+            mean, std = norm.mean, norm.std
+        elif norm.name is not None:
+            mean, std = normalization_mean_std(norm.name, channels)
     if mean is None:
         missing.append("normalization (normalization='unit'|'symmetric'|'imagenet', or mean=..., std=...)")
         return (), ()
@@ -179,8 +179,8 @@ def _check_given(frames, input_size) -> None:
         raise InputError(f"input_size: expected (height, width) as positive integers, got {input_size!r}")
 
 
-def _pick(path: Path, name: str, given, meta: dict[str, Any], from_shape, missing: list[str], hint: str):
-    value = given if given is not None else meta.get(name)
+def _pick(path: Path, name: str, given, meta: FileMetadata, from_shape, missing: list[str], hint: str):
+    value = given if given is not None else getattr(meta, name)
     if value is None:
         value = from_shape
     if value is None:
@@ -190,14 +190,14 @@ def _pick(path: Path, name: str, given, meta: dict[str, Any], from_shape, missin
     return value
 
 
-def resolve_spec(path: str | Path, meta: dict[str, Any] | None, inp: TensorInfo, out: TensorInfo, *,
+def resolve_spec(path: str | Path, meta: FileMetadata | None, inp: TensorInfo, out: TensorInfo, *,
                  labels: Sequence[str] | None = None, normalization: str | None = None, mean=None, std=None,
                  frames: int | None = None, input_size: Sequence[int] | None = None,
                  color_order: str | None = None) -> ModelSpec:
     """The ``ModelSpec`` for a file, or a ``MetadataError`` listing every missing fact."""
-    path, meta = Path(path), dict(meta or {})
+    path, has_metadata, meta = Path(path), meta is not None, meta or FileMetadata()
     shape = inp.shape
-    problems = check_metadata(meta, inp, out) if meta else []
+    problems = check_metadata(meta, inp, out) if has_metadata else []
     if problems:
         raise MetadataError(describe_problems(path, problems))
     kind = _kind(meta, shape, path)
@@ -205,7 +205,7 @@ def resolve_spec(path: str | Path, meta: dict[str, Any] | None, inp: TensorInfo,
     if labels is not None:
         labels = _given_labels(labels)
     else:
-        labels = meta.get("labels")
+        labels = meta.labels
     _check_given(frames, input_size)
     if kind is not ModelKind.STREAM_ENCODER:
         if labels is None:
@@ -223,18 +223,18 @@ def resolve_spec(path: str | Path, meta: dict[str, Any] | None, inp: TensorInfo,
     if kind is not ModelKind.STREAM_HEAD:
         layout = _layout(shape)
         hw = shape[-3:-1] if layout == "nhwc" else shape[-2:]
-        channels = meta.get("channels") or (shape[-1] if layout == "nhwc" else shape[-3])
+        channels = meta.channels or (shape[-1] if layout == "nhwc" else shape[-3])
         size_from_shape = tuple(hw) if None not in hw else None
         size = _pick(path, "input_size", input_size, meta, size_from_shape, missing, "input_size=(height, width)")
         if channels is None:
             missing.append("channels (a static channel axis in the model input)")
         mean_, std_ = _mean_std(meta, normalization, mean, std, int(channels or 3), missing)
-        order = color_order or meta.get("color_order") or "rgb"
+        order = color_order or meta.color_order or "rgb"
         if order not in COLOR_ORDERS:
             raise InputError(f"color_order: unknown value {order!r}; expected one of: {', '.join(COLOR_ORDERS)}")
         if not missing:
             frame = FrameFormat(tuple(int(s) for s in size), int(channels), order, mean_, std_, layout)
     if missing:
-        raise MetadataError(f"{path}: no edge_rcnn metadata for: {'; '.join(missing)}" if not meta
+        raise MetadataError(f"{path}: no edge_rcnn metadata for: {'; '.join(missing)}" if not has_metadata
                             else f"{path}: metadata lacks: {'; '.join(missing)}")
     return ModelSpec(kind, labels, int(frames), frame)

@@ -44,6 +44,7 @@ from runtimes.backends import load_runtime
 from runtimes.base import DeviceKind, Runtime, TensorInfo, dequantize_array, parse_device, quantize_array
 from runtimes.classify import Prediction, make_prediction
 from runtimes.errors import InputError, MetadataError
+from runtimes.metadata import FileMetadata
 from runtimes.modeldir import find_stream_parts
 from runtimes.preprocess import FrameFormat
 from runtimes.ring import Ring
@@ -296,12 +297,12 @@ def open_stream(encoder: str | Path, head: str | Path, device: str = "auto", *, 
     head_rt = load_runtime(head, head_device, num_threads=head_threads, **runtime_options)
     specs = []
     for rt, kind in ((enc_rt, ModelKind.STREAM_ENCODER), (head_rt, ModelKind.STREAM_HEAD)):
-        meta = rt.metadata or {"kind": kind.value}
-        if meta.get("kind") != kind.value:
-            raise MetadataError(f"{rt.path}: a {meta.get('kind')!r} file; expected a {kind.value} file here")
+        meta = rt.metadata or FileMetadata(kind=kind.value)
+        if meta.kind != kind.value:
+            raise MetadataError(f"{rt.path}: a {meta.kind!r} file; expected a {kind.value} file here")
         specs.append(resolve_spec(rt.path, meta, rt.input, rt.output, labels=labels, normalization=normalization,
                                   mean=mean, std=std))
-    sources = {(rt.metadata or {}).get("source_sha256") for rt in (enc_rt, head_rt)}
+    sources = {rt.metadata.source_sha256 if rt.metadata else None for rt in (enc_rt, head_rt)}
     if len(sources) == 2 and None not in sources:
         raise MetadataError(f"{enc_rt.path.name} and {head_rt.path.name} were exported from different models "
                             "(source_sha256 differs)")

@@ -325,7 +325,7 @@ def test_onnx_int8_for_cpu_uses_uint8_activations_and_int8_weights(tmp_path, tin
     assert [n.split("(")[0] for n in float_compute_nodes(q)] == ["Conv"]  # the stem stays float (onnx_cpu)
     assert report.document["settings"]["onnx_int8"] == "cpu"
     assert report.comparisons[0].agreement >= 0.9
-    assert read_metadata(written(report, ".onnx"))["quantized_for"] == "cpu"
+    assert read_metadata(written(report, ".onnx")).quantized_for == "cpu"
 
 
 def test_a_tensorrt_int8_onnx_loaded_on_a_cpu_says_which_file_would_be_fast(int8_run, tmp_path, tiny_model_file, digits_dir):
@@ -334,7 +334,7 @@ def test_a_tensorrt_int8_onnx_loaded_on_a_cpu_says_which_file_would_be_fast(int8
     import runtimes
 
     path = written(int8_run, ".onnx")
-    assert read_metadata(path)["quantized_for"] == "tensorrt"
+    assert read_metadata(path).quantized_for == "tensorrt"
     with pytest.warns(RuntimeWarning, match=r"model_int8.onnx: int8 quantized for TensorRT .* --onnx-int8 cpu$"):
         runtimes.load(path, "cpu")
     with warnings.catch_warnings(record=True) as caught:
@@ -412,7 +412,7 @@ def test_onnx_dynamic_batch(tmp_path, tiny_model_file):
     assert session.run(None, {"frames": x})[0].shape == (3, 4)
     from runtimes.metadata import read_metadata
 
-    assert read_metadata(path)["input"]["shape"][0] == -1
+    assert read_metadata(path).input.shape[0] == -1
 
 
 # --------------------------------------------------------------------------- metadata
@@ -426,7 +426,7 @@ def test_metadata_in_every_file(int8_run, plain_runs, tiny_model_file):
     config = read_config(tiny_model_file)
     for report in (int8_run, *plain_runs.values()):
         for path in report.paths.values():
-            meta = read_metadata(path)
+            meta = read_metadata(path).to_dict()  # the document as written
             assert meta["labels"] == list(config.labels) and meta["frames"] == config.frames
             assert meta["input_size"] == [32, 32] and meta["channels"] == 3
             assert meta["normalization"] == {"name": "symmetric", "mean": [0.5] * 3, "std": [0.5] * 3}
@@ -531,7 +531,7 @@ def test_edgetpu_with_a_fake_compiler(tmp_path, monkeypatch, tiny_model_file, di
     compiled = out / "model_int8_edgetpu.tflite"
     assert compiled.is_file() and "fake: 11 ops" in (out / "model_int8_edgetpu.log").read_text()
     meta = read_metadata(compiled)
-    assert meta["input"]["dtype"] == "uint8" and meta["mode"] == "int8"  # uint8 IO by default for Edge TPU
+    assert meta.input.dtype == "uint8" and meta.mode == "int8"  # uint8 IO by default for Edge TPU
     assert_full_int8(out / "model_int8.tflite", "uint8")
     assert tensors_with_ranges((out / "model_int8.tflite").read_bytes()) > 0  # the compiler's input keeps them
     entry = next(f for f in json.loads((out / "report.json").read_text())["files"] if f["format"] == "edgetpu")
@@ -792,7 +792,7 @@ def test_streaming_parts_are_int8_and_match_the_clip_model_frame_by_frame(stream
     assert_full_int8(out / "stream_encoder_int8.tflite")
     assert_full_int8(out / "stream_head_int8.tflite", io_dtype="float")  # int8 inside, float states in and out
     for ext in ("tflite", "onnx"):
-        enc, head = read_metadata(out / f"stream_encoder_int8.{ext}"), read_metadata(out / f"stream_head_int8.{ext}")
+        enc, head = (read_metadata(out / f"{part}_int8.{ext}").to_dict() for part in ("stream_encoder", "stream_head"))
         assert (enc["kind"], head["kind"]) == ("stream_encoder", "stream_head")
         io = {k: head["stream"].pop(k) for k in ("inputs", "outputs")}  # the step head's tensors, in call order
         assert enc["stream"] == {**head["stream"], "role": "encoder"} and head["stream"]["role"] == "head"

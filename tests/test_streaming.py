@@ -296,6 +296,8 @@ def test_byte_tables_equal_the_quantization_formulas():
 
 
 def test_open_stream_from_two_files_and_mismatched_pairs(float_dir, int8_dir, tmp_path):
+    from dataclasses import replace
+
     from converters.metadata import embed_tflite_metadata
     from runtimes.metadata import read_metadata
 
@@ -313,7 +315,7 @@ def test_open_stream_from_two_files_and_mismatched_pairs(float_dir, int8_dir, tm
         runtimes.load(enc).stream()
     with pytest.raises(MetadataError, match="exported from different models"):
         runtimes.open_stream(enc, int8_dir / "stream_head_int8.tflite")
-    meta = read_metadata(head) | {"source_sha256": "0" * 64}
+    meta = replace(read_metadata(head), source_sha256="0" * 64)
     other = tmp_path / "stream_head_float.tflite"
     other.write_bytes(embed_tflite_metadata(head.read_bytes(), meta))
     with pytest.raises(MetadataError, match="exported from different models"):

@@ -12,7 +12,7 @@ import runtimes
 from edge_rcnn.cli import THREADS_HELP, csv_list, threads_arg
 from runtimes import list_devices
 from runtimes.base import TensorInfo
-from runtimes.metadata import io_names
+from runtimes.metadata import FileMetadata
 from runtimes.spec import check_metadata
 
 DEVICE_HELP = "auto (default), cpu, edgetpu[:usb|:pci|:N], cuda[:N] or tensorrt[:N]"
@@ -92,8 +92,9 @@ def metadata_problems(details: dict[str, Any]) -> list[str]:
         shape = tuple(d if isinstance(d, int) and d > 0 else None for d in t.get("shape") or ())  # -1, "N": dynamic
         return TensorInfo(str(t.get("name")), shape, str(t.get("dtype")))
 
-    names = io_names(meta) or (None, None)
-    return check_metadata(meta, tensor(inputs, names[0]), tensor(outputs, names[1]))
+    record = FileMetadata.from_dict(meta, details["file"], strict=False)
+    names = record.io_names() or (None, None)
+    return check_metadata(record, tensor(inputs, names[0]), tensor(outputs, names[1]))
 
 
 def warn_problems(details: dict[str, Any]) -> int:
