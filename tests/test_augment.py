@@ -126,7 +126,7 @@ class _Stop(Exception):
 @pytest.fixture
 def flips_of(monkeypatch):
     """``flips_of(argv)``: the (flip, flip_pairs) that ``edge-rcnn train`` hands to the training pipeline."""
-    from edge_rcnn.core.data import pipeline
+    from edge_rcnn.core import train
 
     seen = {}
 
@@ -134,7 +134,7 @@ def flips_of(monkeypatch):
         seen.update(flip=kwargs["flip"], flip_pairs=kwargs["flip_pairs"])
         raise _Stop
 
-    monkeypatch.setattr(pipeline, "make_epoch_datasets", stand_in)  # what train() hands the flips to
+    monkeypatch.setattr(train, "make_epoch_datasets", stand_in)  # what train() hands the flips to
     monkeypatch.setenv("EDGE_RCNN_DEBUG", "1")  # let _Stop through the CLI's error handling
 
     def run(argv):
