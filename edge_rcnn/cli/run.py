@@ -20,7 +20,7 @@ import warnings
 
 import runtimes
 from edge_rcnn.cli import THREADS_HELP, threads_arg
-from runtimes.camera.loop import run_camera
+from runtimes.camera import run_camera
 from runtimes.errors import SourceError
 
 DEVICE_HELP = "auto (default), cpu, edgetpu[:usb|:pci|:N], cuda[:N] or tensorrt[:N]"
