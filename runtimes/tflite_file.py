@@ -19,12 +19,13 @@ INSTALL_HINT = "pip install 'edge-rcnn[pi]'"
 T = TypeVar("T")
 
 
-def schema() -> Any:
-    """``ai_edge_litert.schema_py_generated``, or a ``RuntimeUnavailableError`` with the install hint."""
+def schema(path: str | Path = "a .tflite file") -> Any:
+    """``ai_edge_litert.schema_py_generated``, or a ``RuntimeUnavailableError`` naming ``path`` with
+    the install hint."""
     try:
         from ai_edge_litert import schema_py_generated
     except ImportError:
-        raise RuntimeUnavailableError(f"reading a .tflite file needs ai-edge-litert: {INSTALL_HINT}") from None
+        raise RuntimeUnavailableError(f"{path}: reading it needs ai-edge-litert: {INSTALL_HINT}") from None
     return schema_py_generated
 
 
@@ -58,13 +59,13 @@ def _guarded(path: Path, read: Callable[[], T]) -> T:
 def _model(buf: bytes, path: Path):
     if len(buf) < 8 or buf[4:8] != TFLITE_IDENTIFIER:
         raise ModelFileError(f"{path}: not a TFLite model (no 'TFL3' file identifier)")
-    return schema().Model.GetRootAs(buf, 0)
+    return schema(path).Model.GetRootAs(buf, 0)
 
 
 def _count(n: int, buf: bytes) -> int:
     """A vector length read from the file; one that cannot fit in the file is damage, not a loop."""
     if not 0 <= n <= len(buf) // 4:
-        raise ModelFileError("vector longer than the file")
+        raise ValueError("a vector longer than the file")
     return n
 
 
@@ -81,7 +82,9 @@ def tflite_ops(path: str | Path) -> list[str]:
     """The op types a TFLite file uses: one entry per op of every subgraph, in order
     (builtins by their ``BuiltinOperator`` name, custom ops as ``CUSTOM:<name>``)."""
     path = Path(path)
-    buf, names = read_file(path), builtin_names()
+    buf = read_file(path)
+    schema(path)
+    names = builtin_names()
 
     def read() -> list[str]:
         model = _model(buf, path)
@@ -111,13 +114,13 @@ def tflite_metadata_bytes(path: str | Path, name: str) -> bytes | None:
                 continue
             index = entry.Buffer()
             if index >= _count(model.BuffersLength(), buf):
-                raise ModelFileError(f"metadata buffer {index} out of range")
+                raise IndexError(f"metadata buffer {index} out of range")
             buffer = model.Buffers(index)
             data = bytes(buffer.DataAsNumpy()) if buffer.DataLength() else b""
             if not data and buffer.Offset() > 1:
                 offset, size = buffer.Offset(), buffer.Size()
                 if offset + size > len(buf):
-                    raise ModelFileError("metadata buffer past the end of the file")
+                    raise ValueError("a metadata buffer past the end of the file")
                 data = buf[offset : offset + size]
             return data
         return None

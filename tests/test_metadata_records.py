@@ -5,10 +5,11 @@ file is read with LiteRT's own schema (its op names are the interpreter's)."""
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
-from runtimes.errors import MetadataError
+from runtimes.errors import MetadataError, ModelFileError, RuntimeUnavailableError
 from runtimes.manifest import Manifest, ManifestFile
 from runtimes.metadata import FileMetadata, Normalization, StreamPart, TensorEntry, parse_metadata, read_metadata
 
@@ -102,3 +103,40 @@ def test_the_manifest_record_round_trip(tmp_path):
         path.write_text(broken)
         with pytest.raises(MetadataError, match="manifest.json: not an edge-rcnn manifest"):
             Manifest.read(path)
+
+
+def test_a_large_models_metadata_after_the_flatbuffer_is_read(tiny_converted, tmp_path):
+    """Over 2 GB, the converter keeps buffers after the flatbuffer: the buffer holds offset and size."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    from converters.metadata import embed_tflite_metadata
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(embed_tflite_metadata(tiny_converted[4], OLD_DOCUMENT)), 0)
+    entry = next(m for m in model.metadata if m.name in (b"edge_rcnn", "edge_rcnn"))
+    buffer = model.buffers[entry.buffer]
+    buffer.data, buffer.size = None, len(OLD_TEXT)
+
+    def pack(offset: int) -> bytes:
+        buffer.offset = offset
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        return bytes(builder.Output())
+
+    end = len(pack(1))  # the same size with any offset > 1: the JSON goes right after it
+    assert OLD_TEXT.encode() not in pack(end)  # the flatbuffer itself holds no copy
+    (path := tmp_path / "large.tflite").write_bytes(pack(end) + OLD_TEXT.encode())
+    assert read_metadata(path) == parse_metadata(OLD_TEXT, "x")
+    path.write_bytes(pack(end))  # the bytes it points at are missing: a damaged file, one line
+    with pytest.raises(ModelFileError, match=r"large.tflite: truncated or corrupt TFLite file$"):
+        read_metadata(path)
+
+
+def test_without_ai_edge_litert_a_tflite_file_says_what_to_install(tiny_converted, tmp_path, monkeypatch):
+    from runtimes.metadata import tflite_ops
+
+    (path := tmp_path / "model.tflite").write_bytes(tiny_converted[3])
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # the import fails as on a machine without it
+    for read in (read_metadata, tflite_ops):
+        with pytest.raises(RuntimeUnavailableError, match=r"model.tflite: .*pip install 'edge-rcnn\[pi\]'$"):
+            read(path)
