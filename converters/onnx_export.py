@@ -131,7 +131,7 @@ def _int8(proto, job: ExportJob):
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
             # TensorRT wants symmetric int8 activations (zero point 0). On CPUs, ONNX Runtime's fast
             # path is uint8 activations x int8 weights; with int8 activations the ReLU6 Clips stay
-            # float between DequantizeLinear/QuantizeLinear pairs (40% of the time, measured).
+            # float between DequantizeLinear/QuantizeLinear pairs.
             symmetric = job.settings.onnx_int8 is OnnxInt8.TENSORRT
             # For ORT's CPU kernels the stem and narrow depthwise convs stay float (converters.onnx_cpu).
             float_convs = [] if symmetric else leading_float_convs(onnx.load(str(pre)))

@@ -36,8 +36,8 @@ FORBIDDEN_OPS = ("WHILE", "IF", "CALL_ONCE", "CALL")
 INTEGER_DTYPES = ("int8", "uint8", "int16", "int32", "int64", "bool")
 
 
-# Full-int8 quantizers, tried in order. Measured on TF 2.21 (tests: every backbone x LSTM/GRU):
-# the MLIR quantizer is nondeterministic on unrolled GRUs: about one conversion in three leaves a
+# Full-int8 quantizers, tried in order. With TF 2.21 (tests: every backbone x LSTM/GRU) the MLIR
+# quantizer is nondeterministic on unrolled GRUs: about one conversion in three leaves a
 # DEQUANTIZE -> float SPLIT -> QUANTIZE at the first time step (identical model and data), while
 # the legacy quantizer (tflite::optimize) gave full int8 every time and equal or lower error.
 # The MLIR one stays as a fallback for ops the legacy quantizer cannot handle.

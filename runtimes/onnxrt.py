@@ -31,8 +31,8 @@ _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(dou
            "tensor(int8)": "int8", "tensor(uint8)": "uint8"}
 
 
-# Measured on the standard model (x86, ORT 1.32): the symmetric-activation int8 file ran 1.8x
-# slower than float32 on ONNX Runtime's CPU kernels, the --onnx-int8 cpu file 0.8x as long.
+# ONNX Runtime's CPU kernels run a symmetric-activation (TensorRT) int8 file slower than float32
+# (the onnx-int8-trt row in benchmarks/results/): loading one on a CPU says so.
 TENSORRT_FILE_ON_CPU = ("{name}: int8 quantized for TensorRT (symmetric activations), which ONNX Runtime's CPU kernels "
                         "run slower than float; for a CPU, quantize with --onnx-int8 cpu")
 
