@@ -142,7 +142,7 @@ class Runtime:
 
     path: Path
     device: Device
-    metadata: dict[str, Any] | None
+    metadata: Any  # a runtimes.metadata.FileMetadata, or None for a file without edge-rcnn metadata
     input: TensorInfo
     output: TensorInfo
 

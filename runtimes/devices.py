@@ -29,7 +29,7 @@ from runtimes.onnxrt import PROVIDERS
 CORAL_USB_IDS = (("1a6e", "089a"), ("18d1", "9302"))
 # pip distribution -> what it runs; the first one installed per row is the one used.
 RUNTIME_PACKAGES = (
-    ("litert", ("ai-edge-litert", "tflite-runtime", "tensorflow")),
+    ("litert", ("ai-edge-litert",)),
     ("onnxruntime", ("onnxruntime", "onnxruntime-gpu")),
 )
 

@@ -1,15 +1,14 @@
 """LiteRT (TensorFlow Lite) backend for .tflite files on a CPU: Raspberry Pi, any Linux, macOS.
 
-The interpreter comes from ``ai_edge_litert`` (the current package), else ``tflite_runtime``
-(its predecessor; 2.14 fails under numpy 2), else ``tensorflow.lite`` -- the last one only when
-neither LiteRT package is installed, so a device never pays for TensorFlow. The default op
-resolver applies XNNPACK; ``num_threads`` sets its thread pool (default: every core).
+The interpreter, and the flatbuffer schema the file's metadata is read with
+(``runtimes.tflite_file``), come from ``ai_edge_litert``. Its predecessor ``tflite_runtime`` is not
+used: its last release (2.14) fails under numpy 2 and ships no schema; and ``tensorflow.lite`` would
+bring TensorFlow onto the device. The default op resolver applies XNNPACK; ``num_threads`` sets
+its thread pool (default: every core).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,29 +44,15 @@ class LiteRtModule:
     load_delegate: Callable[..., Any]
 
 
-# Interpreter packages in order of preference: (distribution, module, attribute holding the
-# Interpreter and load_delegate). tensorflow.lite is the last resort, only reached on a machine
-# that has TensorFlow but neither LiteRT package (a development box); a device never gets there.
-LITERT_PACKAGES = (
-    ("ai-edge-litert", "ai_edge_litert.interpreter", ""),
-    ("tflite-runtime", "tflite_runtime.interpreter", ""),
-    ("tensorflow", "tensorflow", "lite"),
-)
-
-
 def import_litert() -> LiteRtModule:
-    """The first interpreter package that imports; ``RuntimeUnavailableError`` if none does."""
-    for dist, module, attr in LITERT_PACKAGES:
-        if importlib.util.find_spec(module.split(".")[0]) is None:
-            continue
-        try:
-            mod = importlib.import_module(module)
-            api = getattr(mod, attr) if attr else mod
-            load_delegate = api.experimental.load_delegate if attr else api.load_delegate
-            return LiteRtModule(dist, package_version(dist) or "unknown", api.Interpreter, load_delegate)
-        except (ImportError, AttributeError, SystemError):  # tflite-runtime 2.14 under numpy 2 dies here
-            continue
-    raise RuntimeUnavailableError(f"running .tflite files needs LiteRT: {INSTALL_HINT}")
+    """LiteRT's interpreter and delegate loader; ``RuntimeUnavailableError`` with the install hint."""
+    try:
+        import ai_edge_litert.interpreter as interpreter
+    except (ImportError, SystemError) as exc:  # SystemError: a wheel built against another numpy
+        raise RuntimeUnavailableError(f"running .tflite files needs LiteRT: {INSTALL_HINT} "
+                                      f"({first_line(exc, 120)})") from None
+    version = package_version("ai-edge-litert") or "unknown"
+    return LiteRtModule("ai-edge-litert", version, interpreter.Interpreter, interpreter.load_delegate)
 
 
 def _tensor_info(detail: dict[str, Any]) -> TensorInfo:

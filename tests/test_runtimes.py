@@ -399,12 +399,10 @@ def test_list_devices_reports_this_machine():
     assert json.loads(json.dumps(data)) == data
 
 
-def test_litert_import_falls_back_to_tensorflow_only_last(monkeypatch):
-    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
-    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
-    assert rt_litert.import_litert().package == "tensorflow"
-    monkeypatch.setattr(rt_litert.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(RuntimeUnavailableError, match="pip install ai-edge-litert"):
+def test_litert_is_ai_edge_litert_or_an_install_hint_never_tensorflow(monkeypatch):
+    assert rt_litert.import_litert().package == "ai-edge-litert"
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # not installed
+    with pytest.raises(RuntimeUnavailableError, match="needs LiteRT: pip install ai-edge-litert"):
         rt_litert.import_litert()
 
 
