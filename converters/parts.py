@@ -23,7 +23,7 @@ from converters.calibration import ArrayReader, ClipReader, FeedReader
 from converters.config import file_name
 from converters.metadata import build_metadata
 from edge_rcnn.core._keras import tf
-from edge_rcnn.core.config import InputMode, Motion
+from edge_rcnn.core.config import InputMode
 from edge_rcnn.core.data import normalize
 from edge_rcnn.core.errors import ConfigError, ConversionError
 from edge_rcnn.core.model import frame_encoder_of, rebuild
