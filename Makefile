@@ -8,7 +8,7 @@ DATA   ?= data/translate
 RUN    ?= runs/translate
 OUT    ?= out/translate
 
-.PHONY: venv demo test test-pi bench clean
+.PHONY: venv demo test test-fast test-pi bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ $(DATA)/dataset.json: | $(STAMP)
 test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
+
+# The inner loop while editing: the layer contracts, then every test not marked `slow` (training
+# runs, kill tests, soaks, the hostile-file battery, per-backbone conversions stay in `make test`).
+# Every layer is still covered: config and model building, data, a conversion and verify round
+# trip on the tiny model, runtimes' predict and stream, the CLI's error paths.
+test-fast: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # The device tests (tests/device) on an emulated Raspberry Pi 4 and 5 (ARM64 under qemu, no
 # TensorFlow there), compared with this machine's outputs; see scripts/pi/run.sh.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -40,11 +40,13 @@ class Frame:
 @dataclass(frozen=True)
 class Reconnect:
     """How a live source that drops is reopened: ``retries`` tries, waiting ``backoff`` seconds
-    before the first and doubling up to ``max_backoff``; then the stream ends with a SourceError."""
+    before the first and doubling up to ``max_backoff``; then the stream ends with a SourceError.
+    ``sleep`` waits out each delay (a test passes one that records the delays instead)."""
 
     retries: int = 6
     backoff: float = 0.5
     max_backoff: float = 8.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
 
     def delays(self) -> Iterator[float]:
         for attempt in range(self.retries):
@@ -133,7 +135,7 @@ class CaptureSource(FrameSource):
     def _reopen(self) -> None:
         self.cap.release()
         for delay in self.reconnect.delays():
-            time.sleep(delay)
+            self.reconnect.sleep(delay)
             self.cap = self._open(self.target)
             if self.cap.isOpened():
                 self.reconnects += 1
