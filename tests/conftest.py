@@ -45,18 +45,14 @@ def tiny_model_file(tmp_path_factory):
     return path
 
 
-def tiny_model_files(out, metadata):
-    """The tiny clip model (untrained, batch 1) as ``raw``/``float``/``int8`` .tflite and
-    ``raw``/``float`` .onnx in ``out``; ``metadata(config, mode)`` is what the non-raw files embed.
-
-    Built with the converters' own APIs underneath ours, so runtime tests see plain LiteRT / tf2onnx
-    files. Returns ``(model, config, calibration inputs, float TFLite bytes without metadata,
-    ONNX proto without metadata, int8 TFLite bytes with metadata)``.
-    """
-    import onnx
+@pytest.fixture(scope="session")
+def tiny_converted():
+    """The tiny clip model (untrained, batch 1) converted once per session with the converters'
+    own APIs underneath ours, so runtime tests see plain LiteRT / tf2onnx files:
+    ``(model, config, calibration inputs, float TFLite bytes, int8 TFLite bytes, ONNX proto)``,
+    none with metadata. Read only: ``tiny_model_files`` writes copies."""
     import tf2onnx
 
-    from converters.metadata import embed_onnx_metadata, embed_tflite_metadata
     from edge_rcnn.core._keras import keras, tf
     from edge_rcnn.core.model import build_model
 
@@ -68,19 +64,39 @@ def tiny_model_files(out, metadata):
     calib = [rng.uniform(-1, 1, (1, *config.input_shape)).astype(np.float32) for _ in range(4)]
 
     raw = tf_.lite.TFLiteConverter.from_keras_model(model).convert()
-    (out / "raw.tflite").write_bytes(raw)
-    (out / "float.tflite").write_bytes(embed_tflite_metadata(raw, metadata(config, "float")))
     conv = tf_.lite.TFLiteConverter.from_keras_model(model)
     conv.optimizations = [tf_.lite.Optimize.DEFAULT]
     conv.representative_dataset = lambda: ([c] for c in calib)
     conv.target_spec.supported_ops = [tf_.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = conv.inference_output_type = tf_.int8
-    int8 = embed_tflite_metadata(conv.convert(), metadata(config, "int8"))
-    (out / "int8.tflite").write_bytes(int8)
+    int8 = conv.convert()
     sig = (tf_.TensorSpec((1, *config.input_shape), tf_.float32, name="frames"),)
     proto, _ = tf2onnx.convert.from_keras(model, input_signature=sig, opset=17)
+    return model, config, calib, raw, int8, proto
+
+
+def tiny_model_files(out, metadata, converted):
+    """``converted`` (the ``tiny_converted`` fixture) as ``raw``/``float``/``int8`` .tflite and
+    ``raw``/``float`` .onnx in ``out``; ``metadata(config, mode)`` is what the non-raw files embed.
+
+    Returns ``(model, config, calibration inputs, float TFLite bytes without metadata,
+    ONNX proto without metadata, int8 TFLite bytes with metadata)``.
+    """
+    import onnx
+
+    from converters.metadata import embed_onnx_metadata, embed_tflite_metadata
+
+    model, config, calib, raw, int8_bare, shared_proto = converted
+    (out / "raw.tflite").write_bytes(raw)
+    (out / "float.tflite").write_bytes(embed_tflite_metadata(raw, metadata(config, "float")))
+    int8 = embed_tflite_metadata(int8_bare, metadata(config, "int8"))
+    (out / "int8.tflite").write_bytes(int8)
+    proto = onnx.ModelProto()
+    proto.CopyFrom(shared_proto)  # embedding sets metadata in place: the session's proto stays bare
     onnx.save(proto, out / "raw.onnx")
-    onnx.save(embed_onnx_metadata(proto, metadata(config, "float")), out / "float.onnx")
+    with_meta = onnx.ModelProto()
+    with_meta.CopyFrom(shared_proto)
+    onnx.save(embed_onnx_metadata(with_meta, metadata(config, "float")), out / "float.onnx")
     return model, config, calib, raw, proto, int8
 
 
@@ -115,3 +131,48 @@ def trained_model_file(tmp_path_factory, digits_dir):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+# Export folders shared by every test file that needs the same export (read only: a test that
+# writes into one, or tampers with it, copies it to its own tmp_path first).
+
+@pytest.fixture(scope="session")
+def tiny_float_stream_dir(tmp_path_factory, tiny_model_file):
+    """``tiny_model_file`` exported in float as TFLite and ONNX with their streaming parts:
+    ``model_float.*``, ``stream_encoder_float.*``, ``stream_head_float.*`` and the manifest."""
+    from converters import export
+
+    out = tmp_path_factory.mktemp("tiny_float_stream") / "out"
+    export(tiny_model_file, out, mode="float", formats="tflite,onnx", streaming=True, verify_samples=2, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_int8_stream_dir(tmp_path_factory, tiny_model_file, digits_dir):
+    """``tiny_model_file`` quantized to int8 TFLite and ONNX (for ONNX Runtime's CPU kernels) with
+    their streaming parts, calibrated on the train split of ``digits_dir``."""
+    import warnings
+
+    from converters import quantize
+
+    out = tmp_path_factory.mktemp("tiny_int8_stream") / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few calibration clips: a warning, on purpose
+        quantize(tiny_model_file, digits_dir, out, formats="tflite,onnx", mode="int8", streaming=True, split="train",
+                 samples=8, verify_samples=4, max_drop=100, onnx_int8="cpu", progress=False)
+    return out
+
+
+class CostClock:
+    """A clock that moves only when a fake spends time on it: timing code reads ``perf_counter``
+    (patch it in as that module's ``time``), fakes call ``spend(seconds)``. Which candidate is
+    faster is then decided by the costs the test gives, never by how loaded the machine is."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def spend(self, seconds: float) -> None:
+        self.now += seconds

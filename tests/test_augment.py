@@ -198,6 +198,7 @@ def test_train_config_checks_flip_settings():
         TrainConfig(flip_pairs=[("a", "a")])
 
 
+@pytest.mark.slow  # a training run through the CLI
 @pytest.mark.filterwarnings("ignore:the model does not use frame order")  # one epoch: not the point here
 def test_the_run_records_the_flips_it_used(tmp_path):
     data = write_motion_folder(tmp_path / "data")

@@ -38,6 +38,7 @@ def bench_dir(tiny_model_file, digits_dir, tmp_path_factory):
     return out, stdout.getvalue()
 
 
+@pytest.mark.slow  # bench_dir: a benchmark run, every format exported and timed in workers
 def test_benchmark_command_writes_json_csv_png(bench_dir):
     out, printed = bench_dir
     doc = json.loads((out / "benchmark.json").read_text())
@@ -82,6 +83,7 @@ def test_benchmark_command_writes_json_csv_png(bench_dir):
         assert name in printed
 
 
+@pytest.mark.slow  # bench_dir: a benchmark run, every format exported and timed in workers
 def test_failing_format_is_a_row_with_its_reason(bench_dir, tiny_model_file, digits_dir, monkeypatch):
     from edge_rcnn.benchmark import benchmark, prepare
     from edge_rcnn.core.errors import ConversionError
@@ -105,6 +107,7 @@ def test_failing_format_is_a_row_with_its_reason(bench_dir, tiny_model_file, dig
     assert "converter broke on purpose" in report.table()
 
 
+@pytest.mark.slow  # bench_dir: a benchmark run, every format exported and timed in workers
 def test_stale_export_is_not_reused(bench_dir, tiny_model_file, digits_dir, tmp_path, monkeypatch):
     """Same model, other conversion settings (an int8 file from when the fused LSTM was the default):
     exported again, never measured as if it were today's file."""
@@ -173,6 +176,7 @@ def test_worker_failure_is_a_row(tmp_path):
     assert not row.ok and "ModelFileError" in row.status and row.size_mb == pytest.approx(23e-6)
 
 
+@pytest.mark.slow  # bench_dir: a benchmark run, every format exported and timed in workers
 def test_raw_worker_times_any_file(bench_dir):
     from edge_rcnn.benchmark.measure import run_worker
 
@@ -299,6 +303,7 @@ def test_targets_from_one_report():
     assert not any(name.startswith("push speed-up") for name in status)  # judged at the camera configuration
 
 
+@pytest.mark.slow  # bench_dir: a benchmark run, every format exported and timed in workers
 @pytest.mark.parametrize("fmt", ["tflite-int8", "onnx-fp32"])
 def test_stripped_files_are_smaller_and_compute_the_same(bench_dir, fmt, tmp_path):
     """The size floor's files: names gone, metadata and outputs unchanged."""
@@ -319,6 +324,7 @@ def test_stripped_files_are_smaller_and_compute_the_same(bench_dir, fmt, tmp_pat
     np.testing.assert_array_equal(after.run(x), before.run(x))
 
 
+@pytest.mark.slow  # bench_dir: a benchmark run, every format exported and timed in workers
 def test_size_floors_pair_each_int8_row_with_its_float_row(bench_dir, tiny_model_file, tmp_path):
     import shutil
 
@@ -403,6 +409,7 @@ def test_size_target_judges_tensor_data_below_1m_weights_and_the_whole_file_from
     assert onnx.detail.startswith(f"{big:,} weights; tensor data 0.250x; int8 file overhead 210,000 B over 200 tensors")
 
 
+@pytest.mark.slow  # bench_dir: a benchmark run, every format exported and timed in workers
 def test_tensor_data_of_real_files_matches_counts_made_another_way(bench_dir, tmp_path):
     """The int8 TFLite file against LiteRT's interpreter (its constant tensors and quantization
     parameters); the float32 ONNX file against the bytes onnx writes when it moves every tensor

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import warnings
 
 import numpy as np
 import pytest
@@ -23,19 +22,11 @@ CALLS = 24  # per thread
 CLIPS = 6  # distinct clips, so a swapped answer shows
 
 
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory, tiny_model_file, digits_dir):
-    """The tiny model as float TFLite/ONNX and int8 TFLite, each with its streaming parts."""
-    from converters import export, quantize
-
-    out = tmp_path_factory.mktemp("concurrency")
-    export(tiny_model_file, out / "float", mode="float", formats="tflite,onnx", streaming=True, verify_samples=2,
-           progress=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # few calibration clips: a warning, on purpose
-        quantize(tiny_model_file, digits_dir, out / "int8", formats="tflite", streaming=True, split="train",
-                 samples=8, verify_samples=4, max_drop=100, progress=False)
-    return out
+@pytest.fixture
+def export_dir(request):
+    """``export_dir(mode)``: the tiny model in ``mode`` ("float" or "int8") with its streaming parts,
+    the session's shared export folder (tests here only read it; int8 is made on first use)."""
+    return lambda mode: request.getfixturevalue(f"tiny_{mode}_stream_dir")
 
 
 def _clips(predictor, n: int = CLIPS) -> list[np.ndarray]:
@@ -77,9 +68,15 @@ def _jobs(threads: int = THREADS, calls: int = CALLS, clips: int = CLIPS) -> lis
     return [[(t + i) % clips for i in range(calls)] for t in range(threads)]
 
 
-@pytest.mark.parametrize("name", ["float/model_float.tflite", "int8/model_int8.tflite", "float/model_float.onnx"])
+# int8 cases are slow: the shared int8 export (with streaming parts) is the costliest fixture of the fast loop.
+INT8 = pytest.mark.slow
+
+
+@pytest.mark.parametrize("name", ["float/model_float.tflite", pytest.param("int8/model_int8.tflite", marks=INT8),
+                                  "float/model_float.onnx"])
 def test_predict_from_many_threads_equals_sequential(export_dir, name):
-    p = runtimes.load(export_dir / name, num_threads=1)
+    mode, file = name.split("/")
+    p = runtimes.load(export_dir(mode) / file, num_threads=1)
     clips = _clips(p)
     expected = [p.predict(c).probs.copy() for c in clips]
     assert len({e.tobytes() for e in expected}) > 1, "the clips must give different answers, or a swap cannot show"
@@ -91,19 +88,20 @@ def test_predict_from_many_threads_equals_sequential(export_dir, name):
     assert not wrong, f"{len(wrong)} of {len(results)} answers differ from the sequential ones"
 
 
+@INT8
 def test_invoke_batch_from_many_threads_equals_sequential(export_dir):
-    p = runtimes.load(export_dir / "int8/model_int8.tflite", num_threads=1)
+    p = runtimes.load(export_dir("int8") / "model_int8.tflite", num_threads=1)
     batch = np.stack([p.prepare(c)[0] for c in _clips(p)])
     expected = p.invoke(batch)
     results, errors = _hammer(lambda _: p.invoke(batch), [[0] * 6 for _ in range(4)])
     assert not errors and all(np.array_equal(out, expected) for _, out in results)
 
 
-@pytest.mark.parametrize("mode", ["float", "int8"])
+@pytest.mark.parametrize("mode", ["float", pytest.param("int8", marks=INT8)])
 def test_one_stream_pushed_from_many_threads(export_dir, mode):
     """Pushes from several threads on one stream each run whole: with the same frame pushed by
     every thread, every prediction equals the one a single thread gets for that frame."""
-    p = runtimes.load(export_dir / mode / f"model_{mode}.tflite", num_threads=1)
+    p = runtimes.load(export_dir(mode) / f"model_{mode}.tflite", num_threads=1)
     frame = _clips(p, 1)[0][0]
 
     single = p.stream()
@@ -120,11 +118,12 @@ def test_one_stream_pushed_from_many_threads(export_dir, mode):
     assert all(np.array_equal(pr.probs, expected.probs) for pr in predictions)
 
 
+@INT8
 def test_window_stream_and_predict_share_one_runtime(export_dir, tmp_path):
     """A model without streaming parts streams through the predictor's own runtime: pushes in one
     thread and predicts in others must not see each other's state."""
     alone = tmp_path / "model_int8.tflite"
-    shutil.copy(export_dir / "int8/model_int8.tflite", alone)
+    shutil.copy(export_dir("int8") / "model_int8.tflite", alone)
     p = runtimes.load(alone, num_threads=1)
     clips = _clips(p)
     expected = [p.predict(c).probs.copy() for c in clips]

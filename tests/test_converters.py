@@ -98,6 +98,7 @@ def test_int8_round_trip_tflite_and_onnx(int8_run, tiny_model_file):
     np.testing.assert_array_equal(model.predict(clip).probs, first)
 
 
+@pytest.mark.slow  # three exports (float, fp16, dynamic) to TFLite and ONNX
 @pytest.mark.parametrize("mode", PLAIN_MODES)
 def test_export_modes_round_trip(plain_runs, mode):
     plain_run = plain_runs[mode]
@@ -119,6 +120,7 @@ def test_export_without_data_verifies_on_synthetic_clips(tmp_path, tiny_model_fi
     assert c.reference_accuracy is None and c.accuracy is None and c.max_abs_diff <= 1e-4 and c.clips == 16
 
 
+@pytest.mark.slow  # the three plain exports
 def test_fp16_onnx_keeps_float32_io_and_has_float16_weights(plain_runs):
     import onnx
 
@@ -227,6 +229,7 @@ def assert_full_int8(path: Path, io_dtype: str = "int8") -> None:
     assert check_ops(path.read_bytes(), full_integer=True) == []
 
 
+@pytest.mark.slow  # an int8 conversion per backbone and RNN (the fast loop has test_exported_int8_tflite_*)
 @pytest.mark.parametrize("rnn, kernel", [("lstm", "unrolled"), ("lstm", "fused"), ("gru", None)])
 @pytest.mark.parametrize("backbone", __import__("edge_rcnn.core.backbones", fromlist=["x"]).scratch_backbones())  # ImageNet: test_pretrained
 def test_int8_tflite_is_builtin_int8_for_every_backbone_and_rnn(tmp_path, backbone, rnn, kernel):
@@ -249,6 +252,7 @@ def test_int8_tflite_is_builtin_int8_for_every_backbone_and_rnn(tmp_path, backbo
     assert ("FULLY_CONNECTED" in ops and "LOGISTIC" in ops) == (kernel != "fused")
 
 
+@pytest.mark.slow  # a second int8 conversion (float IO)
 def test_int8_uint8_and_float_io(io_float_run, int8_run):
     assert_full_int8(written(int8_run, ".tflite"), "int8")
     path = written(io_float_run, ".tflite")
@@ -260,6 +264,7 @@ def test_int8_uint8_and_float_io(io_float_run, int8_run):
     assert io_float_run.passed
 
 
+@pytest.mark.slow  # the three plain exports
 def test_check_ops_rejects_float_tensors_in_an_int8_promise(plain_runs):
     from converters.tflite import check_ops
 
@@ -267,6 +272,7 @@ def test_check_ops_rejects_float_tensors_in_an_int8_promise(plain_runs):
     assert problems and all("float32" in p for p in problems)
 
 
+@pytest.mark.slow  # the three plain exports
 def test_onnx_graphs(int8_run, plain_runs):
     import onnx
 
@@ -298,6 +304,7 @@ def test_onnx_graphs(int8_run, plain_runs):
     assert entry["notes"] == [f"weight-only int8 (math float): {weight_only_nodes(q)[0]}"]
 
 
+@pytest.mark.slow  # an int8 conversion of its own
 def test_onnx_int8_for_cpu_uses_uint8_activations_and_int8_weights(tmp_path, tiny_model_file, digits_dir):
     import onnx
 
@@ -328,6 +335,7 @@ def test_onnx_int8_for_cpu_uses_uint8_activations_and_int8_weights(tmp_path, tin
     assert read_metadata(written(report, ".onnx")).quantized_for == "cpu"
 
 
+@pytest.mark.slow  # an int8 conversion of its own
 def test_a_tensorrt_int8_onnx_loaded_on_a_cpu_says_which_file_would_be_fast(int8_run, tmp_path, tiny_model_file, digits_dir):
     """The default int8 ONNX is for TensorRT; ONNX Runtime's CPU kernels run it slower than float.
     Loading it on a CPU says so (once, one line); the converters' own check on this CPU does not."""
@@ -354,6 +362,7 @@ def test_rnn_weights_quantize_per_row_symmetric():
     assert quantized.values.dtype == np.int8
 
 
+@pytest.mark.slow  # an int8 conversion per RNN type
 @pytest.mark.parametrize("rnn", ["lstm", "gru"])
 def test_onnx_int8_stores_rnn_weights_as_int8(tmp_path, rnn):
     import onnx
@@ -400,6 +409,7 @@ def test_onnx_int8_stores_rnn_weights_as_int8(tmp_path, rnn):
     assert np.abs(run(q) - reference).max() < 2e-2  # the full int8 file: activations quantized too
 
 
+@pytest.mark.slow  # an export of its own
 def test_onnx_dynamic_batch(tmp_path, tiny_model_file):
     import onnxruntime as ort
 
@@ -418,6 +428,7 @@ def test_onnx_dynamic_batch(tmp_path, tiny_model_file):
 # --------------------------------------------------------------------------- metadata
 
 
+@pytest.mark.slow  # the three plain exports
 def test_metadata_in_every_file(int8_run, plain_runs, tiny_model_file):
     from converters.tflite import make_interpreter
     from edge_rcnn.core.model import file_sha256, read_config
@@ -461,6 +472,7 @@ def test_validate_model_outputs_collects_every_mismatch():
         validate_model_outputs(ref, bad, atol=1e-2)
 
 
+@pytest.mark.slow  # two exports of its own
 def test_a_model_that_was_useless_in_float_too_fails_min_top1_and_exits_3(tmp_path, tiny_model_file, digits_dir):
     # The untrained model guesses: float and exported files agree (no drop), so only the floor catches it.
     code, out, err = run_cli("export", tiny_model_file, "--mode", "float", "--format", "tflite", "--data", digits_dir,
@@ -516,6 +528,7 @@ cp "$1" "$out/${stem}_edgetpu.tflite" && echo "fake: 11 ops mapped to the Edge T
 """
 
 
+@pytest.mark.slow  # an int8 conversion of its own
 def test_edgetpu_with_a_fake_compiler(tmp_path, monkeypatch, tiny_model_file, digits_dir):
     from runtimes.metadata import read_metadata
 
@@ -558,6 +571,7 @@ def test_edgetpu_without_a_compiler_says_what_to_do(int8_run, monkeypatch, caplo
     assert not (int8_run.out_dir / "model_int8_edgetpu.tflite").exists()
 
 
+@pytest.mark.slow  # a second int8 conversion (float IO)
 def test_edgetpu_constraints(io_float_run, monkeypatch):
     from converters import edgetpu
     from converters.config import ConvertConfig
@@ -651,6 +665,7 @@ def test_calibration_reader_protocol(tiny_config):
         assert split_calibration(clips, 6)[2] is True
 
 
+@pytest.mark.slow  # two int8 conversions of its own
 def test_quantize_warns_when_one_verification_clip_outweighs_max_drop(tmp_path, tiny_model_file, digits_dir):
     """8 held-out clips: one clip is 12.5 points, so --max-drop 1 would fail on any single clip."""
     from converters import quantize
@@ -720,6 +735,7 @@ def test_unknown_custom_layer_is_refused(tmp_path):
     assert not (tmp_path / "out" / "model_float.tflite").exists()
 
 
+@pytest.mark.slow  # a data set and an int8 conversion of its own
 def test_calibration_clips_of_another_size_are_resized(tmp_path_factory, tiny_model_file):
     from converters import quantize
     from edge_rcnn.core.data.moving_digits import make_moving_digits
@@ -749,6 +765,7 @@ def test_interrupted_export_leaves_no_model_file(tmp_path, monkeypatch, tiny_mod
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no model, no temp file, no report
 
 
+@pytest.mark.slow  # the three plain exports
 def test_int8_falls_back_to_the_next_quantizer_and_fails_loudly(monkeypatch, int8_run, plain_runs):
     from converters import tflite
     from converters.config import ConvertConfig
@@ -778,6 +795,7 @@ def stream_run(tmp_path_factory, tiny_model_file, digits_dir):
         return quantize(tiny_model_file, digits_dir, out, formats="tflite,onnx", streaming=True, progress=False, **FAST)
 
 
+@pytest.mark.slow  # an int8 conversion with streaming parts
 def test_streaming_parts_are_int8_and_match_the_clip_model_frame_by_frame(stream_run, tiny_model_file):
     from converters import info
     from edge_rcnn.core.model import file_sha256
@@ -821,6 +839,7 @@ def test_streaming_needs_a_clip_model(tmp_path):
     assert_one_line_exit_2(("export", path, "--streaming", "-o", tmp_path / "out"), "streaming", "clip-mode")
 
 
+@pytest.mark.slow  # an int8 conversion with streaming parts
 def test_edgetpu_compiles_the_stream_encoder(stream_run, tmp_path, monkeypatch):
     from converters import edgetpu
     from converters.config import ConvertConfig
@@ -838,6 +857,7 @@ def test_edgetpu_compiles_the_stream_encoder(stream_run, tmp_path, monkeypatch):
     assert exported.path.name == "stream_encoder_int8_edgetpu.tflite" and exported.part is Part.STREAM_ENCODER
 
 
+@pytest.mark.slow  # an export per width
 @pytest.mark.parametrize("width, expected", [(8, ["stem_conv", "dw0"]), (32, ["stem_conv"])])
 def test_onnx_cpu_keeps_the_stem_and_narrow_leading_depthwise_convs_float(tmp_path, width, expected):
     import onnx

@@ -134,14 +134,11 @@ def out(tmp_path, old_export):
     return folder
 
 
-@pytest.fixture(scope="module")
-def float_export(tmp_path_factory, tiny_model_file):
-    """The tiny model exported to float TFLite + ONNX, to tamper with (copied per test)."""
-    from converters import export
-
-    out = tmp_path_factory.mktemp("float") / "out"
-    export(tiny_model_file, out, formats="tflite,onnx", verify_samples=4, progress=False)
-    return out
+@pytest.fixture
+def float_export(tiny_float_stream_dir):
+    """The tiny model exported to float TFLite + ONNX (with streaming parts: the session's shared
+    folder), to tamper with (copied per test)."""
+    return tiny_float_stream_dir
 
 
 @pytest.fixture
@@ -154,6 +151,7 @@ def tampered(tmp_path, float_export):
 # --------------------------------------------------------------------------- kill tests
 
 
+@pytest.mark.slow  # kill tests: a TensorFlow process each
 @pytest.mark.parametrize("stage, expect", [("calibrating", "old"), ("file_written", "old"), ("staged", "old"),
                                            ("swapped", "new")])
 def test_quantize_killed_leaves_the_old_or_the_new_folder_and_a_rerun_recovers(
@@ -181,6 +179,7 @@ def test_quantize_killed_leaves_the_old_or_the_new_folder_and_a_rerun_recovers(
     assert not (out.parent / ".out.lock").exists()
 
 
+@pytest.mark.slow  # kill tests: a TensorFlow process each
 @pytest.mark.parametrize("stage, expect", [("file_written", "old"), ("swapped", "new")])
 def test_export_killed_leaves_the_old_or_the_new_folder(stage, expect, out, other_model_file, tiny_model_file,
                                                         tmp_path):
@@ -190,6 +189,7 @@ def test_export_killed_leaves_the_old_or_the_new_folder(stage, expect, out, othe
         assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model_float.tflite", "report.json"]
 
 
+@pytest.mark.slow  # a kill test: a TensorFlow process
 def test_without_an_atomic_exchange_a_kill_between_the_renames_is_undone_by_the_next_run(
         out, other_model_file, tiny_model_file, tmp_path):
     from converters.outdir import clean_leftovers, out_lock
@@ -203,6 +203,7 @@ def test_without_an_atomic_exchange_a_kill_between_the_renames_is_undone_by_the_
     assert folder_source(out) == sha(other_model_file) and leftovers(out) == []
 
 
+@pytest.mark.slow  # an export over an earlier one, verified
 def test_the_new_run_replaces_the_folder_whole(out, tiny_model_file, digits_dir):
     from converters import export
 
@@ -216,6 +217,7 @@ def test_the_new_run_replaces_the_folder_whole(out, tiny_model_file, digits_dir)
 # --------------------------------------------------------------------------- one writer at a time
 
 
+@pytest.mark.slow  # two exports through the CLI
 def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(out, other_model_file, tiny_model_file):
     from converters.outdir import out_lock
 
@@ -233,6 +235,7 @@ def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(out, o
 # --------------------------------------------------------------------------- what a folder load trusts
 
 
+@pytest.mark.slow  # old_export: another model exported with streaming parts
 def test_a_swapped_in_foreign_file_or_a_flipped_byte_is_refused(tampered, old_export, tiny_model_file, digits_dir):
     import runtimes
     from runtimes.errors import ModelFileError
@@ -281,6 +284,7 @@ def test_a_manifest_path_outside_the_folder_is_refused(tampered, entry):
     assert entry in str(caught.value) and "\n" not in str(caught.value)
 
 
+@pytest.mark.slow  # two exports of its own through the CLI
 def test_a_file_that_failed_verification_is_never_chosen(tmp_path, monkeypatch, tiny_model_file, digits_dir):
     import dataclasses
 
@@ -376,6 +380,7 @@ def test_bad_output_and_input_fail_before_anything_is_written(tmp_path, tiny_mod
 # --------------------------------------------------------------------------- label coverage
 
 
+@pytest.mark.slow  # a data set, an int8 conversion and an export of its own
 def test_calibrating_on_some_of_the_labels_warns_with_the_coverage(tmp_path, tiny_model_file):
     from converters import export, quantize
     from edge_rcnn.core.data.moving_digits import make_moving_digits

@@ -65,7 +65,7 @@ def _metadata(config, mode: str = "float", **changes) -> dict:
 
 
 @pytest.fixture(scope="session")
-def models(tmp_path_factory):
+def models(tmp_path_factory, tiny_converted):
     """Our tiny clip model as float/int8 TFLite and float ONNX with metadata, the same without
     metadata, and foreign models: a rank-2 classifier, an image classifier, one that answers NaN."""
     import onnx
@@ -75,7 +75,7 @@ def models(tmp_path_factory):
 
     tf_, k = tf(), keras()
     out = tmp_path_factory.mktemp("hostile")
-    _, config, _, raw, proto, _ = tiny_model_files(out, _metadata)
+    _, config, _, raw, proto, _ = tiny_model_files(out, _metadata, tiny_converted)
 
     def foreign(name: str, inputs, outputs):
         net = k.Model(inputs, outputs)
@@ -231,6 +231,7 @@ def _flip_positions(data: bytes, rng) -> list[int]:
     return sorted({*range(32), *spread.tolist(), *[int(p) for p in in_meta if p < len(data)]})
 
 
+@pytest.mark.slow  # the hostile-file battery's largest part: a thousand flipped files, loaded in a worker
 def test_byte_flips_across_whole_files(models, tmp_path):
     rng = np.random.default_rng(2)
     masks = (0xFF, 0x01, 0x80, 0x7F)  # every bit, the lowest, the sign, the exponent of a float's top byte

@@ -11,8 +11,9 @@ from edge_rcnn.core.errors import ModelFileError
 from edge_rcnn.core.model import build_model, load_model, read_config, save_model
 
 
-@pytest.mark.parametrize("rnn", ["lstm", "gru"])
-@pytest.mark.parametrize("backbone", scratch_backbones())  # the ImageNet ones: tests/test_pretrained.py
+@pytest.mark.parametrize("backbone, rnn", [  # the ImageNet ones: tests/test_pretrained.py
+    pytest.param(b, r, marks=() if (b, r) == ("tiny", "lstm") else pytest.mark.slow)  # one pair in the fast loop
+    for b in scratch_backbones() for r in ("lstm", "gru")])
 def test_each_backbone_and_rnn_builds_and_trains_a_step(backbone, rnn):
     cfg = tiny_model_config(backbone=backbone, rnn=rnn, frames=4)
     model = build_model(cfg)

@@ -15,6 +15,8 @@ from conftest import TINY_DIGITS, TINY_DIRECTIONS, TINY_FRAMES
 
 HELD_OUT_PER_CLASS = 25  # 100 clips: one disagreement is 1 point
 
+pytestmark = pytest.mark.slow  # a training run, then four conversions of the trained model
+
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, trained_model_file, digits_dir):

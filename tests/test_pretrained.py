@@ -104,6 +104,7 @@ def test_imagenet_weights_need_an_imagenet_backbone_and_three_channels(offline):
 
 # ---------------------------------------------------------------- --weights imagenet
 
+@pytest.mark.slow  # an ImageNet-sized network built twice per backbone
 @pytest.mark.parametrize("backbone", ["mobilenetv2_035", "mobilenetv3_small"])
 def test_imagenet_weights_come_from_keras_cache_and_are_loaded(offline, backbone):
     """A file under Keras' name in $KERAS_HOME/models is used as it is: no download, no hash check
@@ -122,7 +123,6 @@ def test_imagenet_weights_come_from_keras_cache_and_are_loaded(offline, backbone
     assert len(loaded) == len(saved) and all(np.array_equal(a, b) for a, b in zip(loaded, saved))
     assert not all(np.array_equal(a, b) for a, b in zip(before, loaded))
     # Used: the encoder's backbone now computes the saved network's map of the newer frame.
-    from edge_rcnn.core._keras import keras
     from edge_rcnn.core.backbones import build_application
 
     reference = build_application(config)
@@ -131,7 +131,6 @@ def test_imagenet_weights_come_from_keras_cache_and_are_loaded(offline, backbone
     backbone_model = model.get_layer("frames_cnn").layer.get_layer("backbone")
     np.testing.assert_allclose(backbone_model(frame, training=False).numpy(),
                                reference(frame[..., :3], training=False).numpy(), atol=1e-5)
-    assert keras() is not None
 
 
 def test_offline_without_a_cached_file_is_one_line_naming_the_file_and_the_folder(offline):
@@ -158,6 +157,7 @@ def test_keras_file_names_follow_keras_own_rules():
 
 # ---------------------------------------------------------------- --weights PATH
 
+@pytest.mark.slow  # two ImageNet-sized networks built
 def test_a_weights_file_for_another_architecture_is_one_line(offline, tmp_path):
     from edge_rcnn.core.model import build_model, initialise_weights, resolve_weights
 
@@ -183,6 +183,7 @@ def one_epoch_run(tmp_path_factory, digits_dir):
     return run / "model.keras"
 
 
+@pytest.mark.slow  # one_epoch_run: a training run
 def test_a_previous_run_gives_its_encoder_and_with_the_same_labels_its_rnn(one_epoch_run):
     from edge_rcnn.core.model import build_model, initialise_weights, load_model, resolve_weights
 
@@ -199,6 +200,7 @@ def test_a_previous_run_gives_its_encoder_and_with_the_same_labels_its_rnn(one_e
     np.testing.assert_allclose(model(x).numpy(), previous(x).numpy(), atol=1e-6)
 
 
+@pytest.mark.slow  # one_epoch_run: a training run
 def test_a_previous_run_with_other_labels_gives_its_encoder_only_and_says_so(one_epoch_run):
     from edge_rcnn.core.model import build_model, initialise_weights, load_model, resolve_weights
 
@@ -213,6 +215,7 @@ def test_a_previous_run_with_other_labels_gives_its_encoder_only_and_says_so(one
     assert all(np.array_equal(a, b) for a, b in zip(model.get_layer("classifier").get_weights(), fresh_classifier))
 
 
+@pytest.mark.slow  # one_epoch_run: a training run
 @pytest.mark.parametrize("change, words", [
     (dict(frames=TINY_FRAMES + 4), ["a run with 8 frames per clip", "expected 12"]),
     (dict(width=8), ["frame encoder differs", "width 4 (expected 8)"]),
@@ -229,6 +232,7 @@ def test_a_previous_run_that_does_not_fit_is_one_line(one_epoch_run, change, wor
 
 # ---------------------------------------------------------------- freezing
 
+@pytest.mark.slow  # an ImageNet-sized network trained a few steps
 def test_a_frozen_backbone_keeps_its_weights_and_batchnorm_statistics_while_the_head_learns():
     from edge_rcnn.core._keras import keras
     from edge_rcnn.core.model import backbone_frozen, build_model, rebuild, set_backbone_trainable, weights_holder
@@ -270,11 +274,8 @@ def _fit_batchnorm(model, x) -> None:
         layer.momentum = momentum
 
 
-_SLOW = ("mobilenetv2_050", "mobilenetv2_100", "mobilenetv3_small", "mobilenetv3_large")  # the larger networks: deselect with -m "not slow"
-
-
-@pytest.mark.parametrize("backbone", [pytest.param(b, marks=pytest.mark.slow) if b in _SLOW else b
-                                      for b in sorted(PRETRAINED)])
+@pytest.mark.slow  # an ImageNet-sized network quantized with its streaming parts, per backbone
+@pytest.mark.parametrize("backbone", sorted(PRETRAINED))
 def test_each_imagenet_backbone_converts_to_full_int8_verifies_and_streams(backbone, digits_dir, tmp_path):
     import runtimes
     from converters import quantize
@@ -310,6 +311,7 @@ def _small_train(**overrides):
     return TrainConfig(**{**dict(epochs=2, batch=8, seed=0, lr=2e-3), **overrides})
 
 
+@pytest.mark.slow  # three training runs
 def test_freeze_then_fine_tune_at_a_tenth_of_the_rate_and_resume_across_the_switch(one_epoch_run, digits_dir, tmp_path):
     from edge_rcnn.core.model import backbone_frozen, load_model, weights_holder
     from edge_rcnn.core.train import FINE_TUNE_LR_FACTOR, _load_keras, train

@@ -26,14 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "edge_rcnn"]
 
 
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory, tiny_model_file):
-    """The tiny model as a float TFLite export folder with its streaming parts."""
-    from converters import export
-
-    out = tmp_path_factory.mktemp("run_reliability") / "out"
-    export(tiny_model_file, out, mode="float", formats="tflite", streaming=True, verify_samples=2, progress=False)
-    return out
+@pytest.fixture
+def export_dir(tiny_float_stream_dir):
+    """The tiny model as a float export folder with its streaming parts (the session's shared one,
+    read only here; on a CPU the folder runs its TFLite file)."""
+    return tiny_float_stream_dir
 
 
 def _video(path: Path, frames: int, size: int = 32, seed: int = 0) -> Path:
@@ -143,6 +140,7 @@ print(json.dumps({"frames": summary.frames, "dropped": summary.dropped, "rss": s
 """
 
 
+@pytest.mark.slow  # a soak: thousands of frames in a process of its own
 def test_long_run_memory_stays_flat_and_drops_nothing(export_dir, tmp_path):
     """The soak benchmark's short form, in a process of its own (only numpy, OpenCV and the
     runtime, as on a device): after a warm-up, RSS is read at the ends of three equal stretches of

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_model_files
+from conftest import CostClock, tiny_model_files
 
 import runtimes
 import runtimes.decode
@@ -85,7 +85,7 @@ def _dynamic_time(tf, keras):
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, tiny_converted):
     """Keras reference + float/int8/raw TFLite, float/fp16/QDQ/raw ONNX, a stateful LSTM, a 'compiled' file."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -96,7 +96,7 @@ def files(tmp_path_factory):
 
     tf_, k = tf(), keras()
     out = tmp_path_factory.mktemp("runtimes")
-    model, config, calib, _, _, int8 = tiny_model_files(out, _meta)
+    model, config, calib, _, _, int8 = tiny_model_files(out, _meta, tiny_converted)
     (out / "compiled.tflite").write_bytes(_compiled_for_edgetpu(int8))
     (out / "stateful.tflite").write_bytes(_stateful_lstm(tf_, k))
     dynamic, data = _dynamic_time(tf_, k)
@@ -605,7 +605,11 @@ def test_cli_predict_and_devices(files, tmp_path, capsys):
     capsys.readouterr()
     assert main(["devices", "--json"]) == 0
     assert "onnx_providers" in json.loads(capsys.readouterr().out)
-    assert main(["predict", str(_path(files, "float.tflite")), str(video), "--device", "edgetpu:usb"]) in (0, 2)
+    code = main(["predict", str(_path(files, "float.tflite")), str(video), "--device", "edgetpu:usb"])
+    if _has_edgetpu():
+        assert code == 0
+    else:  # the common case: no Edge TPU here, one line that says which device was asked for
+        assert code == 2 and "edgetpu:usb" in capsys.readouterr().err
 
 
 def test_prediction_record_and_helpers():
@@ -649,12 +653,13 @@ def test_real_gpu_providers(files, tmp_path, device):
 
 
 class _TimedRuntime:
-    """Stands in for a CPU runtime whose calls take ``delay`` seconds."""
+    """Stands in for a CPU runtime whose calls cost ``delay`` seconds on ``clock``."""
 
-    def __init__(self, delay: float, kind: DeviceKind = DeviceKind.CPU, inputs: int = 1):
+    def __init__(self, delay: float, kind: DeviceKind = DeviceKind.CPU, inputs: int = 1,
+                 clock: CostClock | None = None):
         from types import SimpleNamespace
 
-        self.delay, self.calls, self.resets = delay, 0, 0
+        self.delay, self.clock, self.calls, self.resets = delay, clock or CostClock(), 0, 0
         self.device = SimpleNamespace(kind=kind)
         self.input = runtimes.TensorInfo("frames", (1, 4, 8, 8, 3), "int8", 0.5, 0)
         self.inputs = (self.input,) * inputs
@@ -663,31 +668,40 @@ class _TimedRuntime:
         self.resets += 1
 
     def run(self, x):
-        import time
-
         assert x.shape == (1, 4, 8, 8, 3) and x.dtype == np.int8
         self.calls += 1
-        time.sleep(self.delay)
+        self.clock.spend(self.delay)
 
 
-@pytest.mark.parametrize("all_cores, one, picked", [(0.002, 0.0, "one"), (0.0, 0.002, "all")])
-def test_load_keeps_every_core_or_one_whichever_runs_a_clip_faster(monkeypatch, all_cores, one, picked):
+@pytest.fixture
+def clock(monkeypatch):
+    """The load's timer (``runtimes.threads``) reads this clock: a call costs what the test says."""
+    import runtimes.threads
+
+    clock = CostClock()
+    monkeypatch.setattr(runtimes.threads, "time", clock)
+    return clock
+
+
+@pytest.mark.parametrize("all_cores, one, picked", [(0.002, 0.001, "one"), (0.001, 0.002, "all")])
+def test_load_keeps_every_core_or_one_whichever_runs_a_clip_faster(monkeypatch, clock, all_cores, one, picked):
     from runtimes.threads import auto_threads
 
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    every, single = _TimedRuntime(all_cores), _TimedRuntime(one)
+    every, single = _TimedRuntime(all_cores, clock=clock), _TimedRuntime(one, clock=clock)
     chosen = auto_threads(every, lambda: single)
     assert chosen is {"one": single, "all": every}[picked]
     assert every.calls > 0 and single.calls > 0 and single.resets == single.calls  # each call a clean clip
 
 
 @pytest.mark.parametrize("case", ["slow model", "one core", "edge tpu", "two inputs"])
-def test_load_times_no_second_runtime_where_threads_cannot_matter(monkeypatch, case):
+def test_load_times_no_second_runtime_where_threads_cannot_matter(monkeypatch, clock, case):
     from runtimes.threads import AUTO_LIMIT_S, auto_threads
 
     monkeypatch.setattr(os, "cpu_count", lambda: 1 if case == "one core" else 4)
     rt = _TimedRuntime(AUTO_LIMIT_S * 1.5 if case == "slow model" else 0.0,
-                       DeviceKind.EDGETPU if case == "edge tpu" else DeviceKind.CPU, 2 if case == "two inputs" else 1)
+                       DeviceKind.EDGETPU if case == "edge tpu" else DeviceKind.CPU, 2 if case == "two inputs" else 1,
+                       clock)
 
     def never():
         raise AssertionError("a one-thread runtime was loaded")

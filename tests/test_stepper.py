@@ -46,6 +46,7 @@ def test_state_names_follow_the_rnn_type():
     assert state_names(tiny_model_config(rnn="gru", layers=2)) == ["h0", "h1"]
 
 
+@pytest.mark.slow  # a model of its own converted to four files with streaming parts, per mode
 @pytest.mark.filterwarnings("ignore::runtimes.errors.TensorRtFileOnCpuWarning")  # Jetson files on this CPU, on purpose
 @pytest.mark.parametrize("mode", ["float", "int8"])
 def test_a_two_layer_gru_streams_through_tflite_and_onnx_like_its_clip_files(tmp_path, digits_dir, mode):

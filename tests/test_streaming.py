@@ -1,7 +1,7 @@
 """Streaming and the camera loop: frame by frame equals the whole clip, at every position.
 
-Files are exported once per module through ``converters`` (``streaming=True``): a tiny untrained
-model in float for the exact checks, the trained fixture model in int8 for top-1 agreement with
+Files are exported through ``converters`` (``streaming=True``): a tiny untrained model in float for
+the exact checks (the session's shared folder), the trained fixture model in int8 for top-1 agreement with
 the float Keras model on held-out video. Sources are videos written at test time and fakes of
 ``cv2.VideoCapture`` for cameras that drop; nothing reaches a real address.
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CostClock
 
 import runtimes
 import runtimes.camera
@@ -40,14 +41,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------- files made once per module
 
-@pytest.fixture(scope="module")
-def float_dir(tmp_path_factory, tiny_model_file):
-    """model_float.{tflite,onnx} and their streaming parts, from the tiny untrained model."""
-    from converters import export
-
-    out = tmp_path_factory.mktemp("stream_float")
-    export(tiny_model_file, out, mode="float", formats="tflite,onnx", streaming=True, verify_samples=2, progress=False)
-    return out
+@pytest.fixture
+def float_dir(tiny_float_stream_dir):
+    """model_float.{tflite,onnx} and their streaming parts, from the tiny untrained model (the
+    session's shared folder: tests here only read it)."""
+    return tiny_float_stream_dir
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +116,7 @@ def test_push_equals_predict_on_the_last_T_frames_at_every_position(float_dir, e
     np.testing.assert_allclose(s.push(video[T - 1]).probs, p.predict(video[:T]).probs, atol=1e-4)
 
 
+@pytest.mark.slow  # needs the trained model (a training run) and its int8 export
 def test_int8_stream_agrees_with_the_float_keras_model_on_held_out_video(int8_dir, trained_model_file, held_out_video):
     from edge_rcnn.core.data import normalize
     from edge_rcnn.core.model import load_model
@@ -295,6 +294,7 @@ def test_byte_tables_equal_the_quantization_formulas():
         np.testing.assert_array_equal(into, quantize_array((raw[0].astype(np.float32) - zero) * np.float32(0.0123), head))
 
 
+@pytest.mark.slow  # the mismatched head comes from another model: the trained one's int8 export
 def test_open_stream_from_two_files_and_mismatched_pairs(float_dir, int8_dir, tmp_path):
     from dataclasses import replace
 
@@ -322,8 +322,10 @@ def test_open_stream_from_two_files_and_mismatched_pairs(float_dir, int8_dir, tm
         runtimes.open_stream(enc, other)
 
 
-def test_export_folder_manifest_glob_and_choice(float_dir, int8_dir, tmp_path):
-    for path in (*float_dir.iterdir(), *int8_dir.iterdir()):
+@pytest.mark.slow  # the shared int8 export (with streaming parts)
+def test_export_folder_manifest_glob_and_choice(float_dir, tiny_int8_stream_dir, tmp_path):
+    int8_tflite = (p for p in tiny_int8_stream_dir.iterdir() if p.suffix == ".tflite")  # int8 in TFLite only
+    for path in (*float_dir.iterdir(), *int8_tflite):
         if path.suffix in (".tflite", ".onnx"):
             shutil.copy(path, tmp_path / path.name)
     shutil.copy(float_dir / MANIFEST_NAME, tmp_path / MANIFEST_NAME)  # lists the float files only
@@ -391,6 +393,7 @@ def test_run_yields_a_result_per_frame(float_dir):
     assert len(list(run)) == 10 and run.summary().frames == 10
 
 
+@pytest.mark.slow  # the trained model's int8 export, so that events happen on held-out video
 def test_cli_run_on_a_video_saves_annotations_and_events(int8_dir, held_out_video, tmp_path, capsys):
     from edge_rcnn.cli import main
 
@@ -452,15 +455,15 @@ class FakeCapture:
         self.opened = False
 
 
-def test_a_live_source_that_drops_is_reopened_with_backoff(float_dir, monkeypatch, tmp_path):
+def test_a_live_source_that_drops_is_reopened_with_backoff(float_dir, tmp_path):
     frames = list(_video(9, seed=7))
     captures = iter([FakeCapture(frames[:5]), FakeCapture(opened=False), FakeCapture(frames[5:]),
                      *[FakeCapture(opened=False)] * 3])
-    sleeps = []
-    monkeypatch.setattr("runtimes.camera.sources.time.sleep", sleeps.append)
+    sleeps = []  # the waits, recorded instead of slept
+    reconnect = Reconnect(retries=3, backoff=0.5, max_backoff=1.0, sleep=sleeps.append)
     p = runtimes.load(float_dir)
     with pytest.raises(SourceError, match="rtsp://cam/1: lost, and not back after 3 reconnection attempts") as err:
-        run_camera(p, "rtsp://cam/1", save=tmp_path / "a.mp4", reconnect=Reconnect(retries=3, backoff=0.5, max_backoff=1.0),
+        run_camera(p, "rtsp://cam/1", save=tmp_path / "a.mp4", reconnect=reconnect,
                    open_capture=lambda target: next(captures))
     assert sleeps == [0.5, 1.0, 0.5, 1.0, 1.0]  # doubling, capped; the first reopening worked on its second try
     s = err.value.summary
@@ -534,6 +537,7 @@ def _rss_kb() -> int:
     pytest.skip("no /proc/self/status VmRSS on this system")
 
 
+@pytest.mark.slow  # a soak: 40,000 frames
 def test_memory_stays_flat_on_a_long_stream(float_dir):
     """After a warm-up, RSS is read at the ends of three equal stretches of frames. Something kept
     per frame grows every stretch; a one-off step (an allocator arena, another test's leftovers
@@ -575,32 +579,33 @@ def test_streaming_never_imports_tensorflow(float_dir):
 
 
 class _TimedStream:
-    """A stream whose pushes take ``delay`` seconds (for the encoder thread choice)."""
+    """A stream whose pushes cost ``delay`` seconds on ``clock`` (for the encoder thread choice)."""
 
-    def __init__(self, delay: float):
-        self.delay, self.pushes, self.resets = delay, 0, 0
+    def __init__(self, delay: float, clock: CostClock):
+        self.delay, self.clock, self.pushes, self.resets = delay, clock, 0, 0
         from types import SimpleNamespace
 
         self.convert = SimpleNamespace(spec=SimpleNamespace(input_size=(4, 6), channels=3))
 
     def push(self, frame):
-        import time
-
         assert frame.shape == (4, 6, 3) and frame.dtype == np.uint8
         self.pushes += 1
-        time.sleep(self.delay)
+        self.clock.spend(self.delay)
 
     def reset(self):
         self.resets += 1
 
 
-def test_the_stream_encoder_gets_the_thread_count_whose_pushes_are_faster():
+def test_the_stream_encoder_gets_the_thread_count_whose_pushes_are_faster(monkeypatch):
+    import runtimes.threads
     from runtimes.streaming import pick_encoder_threads
 
-    slow_all, fast_one = _TimedStream(0.002), _TimedStream(0.0)
+    clock = CostClock()
+    monkeypatch.setattr(runtimes.threads, "time", clock)  # the pushes' timer reads the costs given here
+    slow_all, fast_one = _TimedStream(0.002, clock), _TimedStream(0.001, clock)
     assert pick_encoder_threads([slow_all, fast_one]) is fast_one
     assert slow_all.pushes > 0 and fast_one.pushes > 0 and slow_all.resets == fast_one.resets == 3  # clean after
-    fast_all, slow_one = _TimedStream(0.0), _TimedStream(0.002)
+    fast_all, slow_one = _TimedStream(0.001, clock), _TimedStream(0.002, clock)
     assert pick_encoder_threads([fast_all, slow_one]) is fast_all
 
 
@@ -625,7 +630,9 @@ def test_a_cpu_stream_keeps_the_default_threads_or_times_them_on_auto_and_starts
     assert all(not state.any() for state in s._states)  # the timing pushes left nothing behind
 
 
-def test_edgetpu_stream_runs_the_encoder_through_the_delegate_and_the_head_on_the_cpu(int8_dir, monkeypatch):
+@pytest.mark.slow  # the shared int8 export (with streaming parts)
+def test_edgetpu_stream_runs_the_encoder_through_the_delegate_and_the_head_on_the_cpu(tiny_int8_stream_dir,
+                                                                                       monkeypatch):
     """Up to the device: the Edge TPU delegate is asked for the encoder only (a fake stands in for
     libedgetpu); the step head, which the TPU cannot hold state for, runs on the CPU."""
     from runtimes import edgetpu as rt_edgetpu
@@ -640,6 +647,7 @@ def test_edgetpu_stream_runs_the_encoder_through_the_delegate_and_the_head_on_th
     fake = rt_litert.LiteRtModule("fake", "0", interpreter, lambda library, options=None: f"delegate:{library}")
     monkeypatch.setattr(rt_litert, "import_litert", lambda: fake)
     monkeypatch.setattr(rt_edgetpu, "library_loadable", lambda library: True)
+    int8_dir = tiny_int8_stream_dir  # any int8 stream pair: the device path is under test, not accuracy
     enc, head = int8_dir / "stream_encoder_int8.tflite", int8_dir / "stream_head_int8.tflite"
     with pytest.warns(RuntimeWarning, match="not compiled for the Edge TPU"):
         s = runtimes.open_stream(enc, head, "edgetpu:usb")

@@ -113,6 +113,7 @@ def test_close_means_the_better_reordering_is_within_the_margin(shuffled, revers
         assert "\n" not in message and "does not use frame order" in message and "labels do not depend" in message
 
 
+@pytest.mark.slow  # two training runs
 def test_training_records_the_check_and_the_cli_prints_it(digits_dir, tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     monkeypatch.setattr(temporal_check, "ORDER_MARGIN", 1.0)  # every model is "close": the warning must show

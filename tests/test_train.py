@@ -18,6 +18,7 @@ from edge_rcnn.core.train import TrainConfig, train
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # the session's training run (20 epochs)
 def test_trained_model_learns_and_writes_its_run(trained_model_file):
     run = trained_model_file.parent
     metrics = json.loads((run / "metrics.json").read_text())
@@ -33,6 +34,7 @@ def test_trained_model_learns_and_writes_its_run(trained_model_file):
     assert not [p for p in run.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow  # two training runs
 def test_resume_continues_from_the_last_epoch(digits_dir, tmp_path):
     cfg = tiny_model_config()
     first = train(digits_dir, tmp_path, cfg, TrainConfig(epochs=2, batch=8, seed=1))
@@ -44,6 +46,7 @@ def test_resume_continues_from_the_last_epoch(digits_dir, tmp_path):
     assert json.loads((tmp_path / "history.json").read_text())["loss"][:2] == first.history["loss"]
 
 
+@pytest.mark.slow  # three training runs
 def test_interrupt_mid_write_leaves_the_run_usable(digits_dir, tmp_path, monkeypatch):
     from edge_rcnn.core import callbacks
 
@@ -66,6 +69,7 @@ def test_interrupt_mid_write_leaves_the_run_usable(digits_dir, tmp_path, monkeyp
     assert train(digits_dir, tmp_path, cfg, TrainConfig(epochs=2, batch=8)).epochs_run == 2
 
 
+@pytest.mark.slow  # a training run
 def test_gru_with_the_mobilenet_backbone_trains(digits_dir, tmp_path):
     result = train(digits_dir, tmp_path, {"frames": TINY_FRAMES, "backbone": "mobilenet", "width": 4,
                                           "rnn": "gru", "units": 8}, TrainConfig(epochs=1, batch=8))
@@ -77,6 +81,7 @@ def test_labels_must_match_the_folder(digits_dir, tmp_path):
         train(digits_dir, tmp_path, tiny_model_config(labels=("a", "b")), TrainConfig(epochs=1))
 
 
+@pytest.mark.slow  # a training run in a TensorFlow process of its own
 def test_mirrored_strategy_on_two_logical_cpus(digits_dir, tmp_path):
     code = textwrap.dedent(f"""
         import os
@@ -140,6 +145,7 @@ def test_cli_single_class_and_empty_folder(tmp_path, capsys):
     assert "class" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # a training run and an export
 def test_image_mode_trains_exports_and_predicts(tmp_path):
     """image mode end to end: DATA/<label>/*.png -> rows-as-sequence RCNN -> TFLite -> predict."""
     import cv2

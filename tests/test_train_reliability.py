@@ -98,6 +98,7 @@ def _one_line_exit_2(capsys, argv, *words) -> str:
 # --- resume: deterministic, and what it does with changed settings ---------------------------------
 
 
+@pytest.mark.slow  # runs: three training runs, one killed and resumed
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(runs):
     """Epoch 2's order and augmentation come from (seed, 2), the optimizer's moments and step from
     last.keras: the weights match to float rounding. Replaying epoch 1's order instead (what a
@@ -115,6 +116,7 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(runs):
     assert [r["from_epoch"] for r in runs_record] == [0, 1]
 
 
+@pytest.mark.slow  # runs: three training runs, one killed and resumed
 def test_resume_with_another_lr_applies_it_and_records_it(runs, small_data, tmp_path):
     run = shutil.copytree(runs / "one_epoch", tmp_path / "run")
     result = train(small_data, run, tiny_model_config(), TrainConfig(epochs=2, batch=BATCH, seed=1, lr=5e-4))
@@ -141,6 +143,7 @@ def test_resume_with_another_lr_applies_it_and_records_it(runs, small_data, tmp_
     assert metrics["train_config"]["lr"] == 5e-4
 
 
+@pytest.mark.slow  # runs: three training runs, one killed and resumed
 @pytest.mark.parametrize("flags, name, before, asked", [
     (["--seed", "2"], "seed", "1", "2"),
     (["--batch", "4"], "batch", "8", "4"),
@@ -169,6 +172,7 @@ def _flip_a_byte(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+@pytest.mark.slow  # runs: three training runs, one killed and resumed
 @pytest.mark.parametrize("damage, file", [
     (lambda run: (run / "state.json").write_text("{}"), "state.json"),
     (lambda run: (run / "state.json").write_text("[1]"), "state.json"),
@@ -258,6 +262,7 @@ def _cli(argv, kill_at=None, sig="KILL", timeout=300) -> subprocess.CompletedPro
                           timeout=timeout, cwd=Path(__file__).resolve().parents[1])
 
 
+@pytest.mark.slow  # a kill test: training runs in processes of their own
 def test_a_killed_training_run_resumes_and_leaves_no_temps(small_data, tmp_path):
     """SIGKILL while epoch 2's last.keras is written, then SIGTERM in the middle of epoch 2 of the
     resumed run, then a rerun: each stop keeps epoch 1 committed, and the last run finishes."""
@@ -280,6 +285,7 @@ def test_a_killed_training_run_resumes_and_leaves_no_temps(small_data, tmp_path)
     assert _hidden(run) == []
 
 
+@pytest.mark.slow  # a kill test: a process per case
 @pytest.mark.parametrize("kill_at, sig, code, expect", [
     ("data-clip:3", "TERM", 143, "old"),  # while writing clips (SIGKILL there: the next test)
     ("data-swap", "KILL", -signal.SIGKILL, "old"),  # the new dataset complete, not yet in place
@@ -307,6 +313,7 @@ def test_a_killed_dataset_write_leaves_the_old_folder_or_the_new_one(tmp_path, k
     assert json.loads((out / "dataset.json").read_text())["seed"] == 1
 
 
+@pytest.mark.slow  # a kill test
 def test_a_dataset_killed_on_its_first_write_leaves_no_folder(tmp_path):
     out = tmp_path / "data"
     killed = _cli(["data", "moving-digits", str(out), *DATA_ARGS], "data-clip:2")

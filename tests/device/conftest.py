@@ -37,8 +37,9 @@ def assets(request, tmp_path_factory) -> Path:
         return path
     from device.make_assets import build  # the host side: TensorFlow and converters
 
-    return build(tmp_path_factory.mktemp("device") / "assets", request.getfixturevalue("tiny_model_file"),
-                 request.getfixturevalue("digits_dir"))
+    # The suite's shared exports of the same model, made the same way: copied, not converted again.
+    return build(tmp_path_factory.mktemp("device") / "assets", int8=request.getfixturevalue("tiny_int8_stream_dir"),
+                 float_=request.getfixturevalue("tiny_float_stream_dir"))
 
 
 @pytest.fixture(scope="session")

@@ -68,10 +68,13 @@ def make_data(work: Path) -> Path:
                               frames=TINY_FRAMES, size=32, seed=0, progress=False)
 
 
-def build(out: str | Path, model: str | Path | None = None, data: str | Path | None = None) -> Path:
+def build(out: str | Path, model: str | Path | None = None, data: str | Path | None = None, *,
+          int8: str | Path | None = None, float_: str | Path | None = None) -> Path:
     """Export the files, the video and the reference into ``out`` (a folder replaced whole).
 
     ``model`` (a tiny model.keras) and ``data`` (a moving-digits folder) are made when not given.
+    ``int8`` / ``float_``: export folders already made from ``model`` with the settings below (the
+    suite's session fixtures), copied instead of converted again.
     """
     from converters import export, quantize
 
@@ -79,14 +82,22 @@ def build(out: str | Path, model: str | Path | None = None, data: str | Path | N
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "work").mkdir(parents=True)
-    model = Path(model) if model else make_model(tmp / "work")
-    data = Path(data) if data else make_data(tmp / "work")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # few calibration clips: a warning, on purpose
-        # The ONNX file for ONNX Runtime's CPU kernels (uint8 activations): what a Pi runs.
-        quantize(model, data, tmp / "int8", formats="tflite,onnx", mode="int8", streaming=True, split="train",
-                 samples=8, verify_samples=4, max_drop=100, onnx_int8="cpu", progress=False)
-    export(model, tmp / "float", mode="float", formats="tflite,onnx", streaming=True, verify_samples=2, progress=False)
+    if int8 is None or float_ is None:
+        model = Path(model) if model else make_model(tmp / "work")
+        data = Path(data) if data else make_data(tmp / "work")
+    if int8 is not None:
+        shutil.copytree(int8, tmp / "int8")
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # few calibration clips: a warning, on purpose
+            # The ONNX file for ONNX Runtime's CPU kernels (uint8 activations): what a Pi runs.
+            quantize(model, data, tmp / "int8", formats="tflite,onnx", mode="int8", streaming=True, split="train",
+                     samples=8, verify_samples=4, max_drop=100, onnx_int8="cpu", progress=False)
+    if float_ is not None:
+        shutil.copytree(float_, tmp / "float")
+    else:
+        export(model, tmp / "float", mode="float", formats="tflite,onnx", streaming=True, verify_samples=2,
+               progress=False)
     shutil.rmtree(tmp / "work")
     write_video(tmp / VIDEO)
     np.savez(tmp / REFERENCE, **collect(tmp))
