@@ -656,7 +656,7 @@ def test_calibration_reader_protocol(tiny_config):
     assert feeds[2]["frames"].shape == (1, *tiny_config.input_shape) and feeds[2]["frames"].dtype == np.float32
     np.testing.assert_allclose(feeds[2]["frames"][0], normalize(clips.clips[2], tiny_config))
     reader.rewind()
-    assert reader.get_next() is not None
+    np.testing.assert_array_equal(reader.get_next()["frames"], feeds[0]["frames"])  # from the first clip again
     with pytest.warns(UserWarning, match="calibrating on 2 clips"):
         calib, held, overlap = split_calibration(clips, 2)
     assert sorted(calib.labels) == [0, 1] and len(held) == 4 and not overlap  # both classes calibrate
