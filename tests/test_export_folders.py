@@ -81,7 +81,7 @@ def folder_source(out: Path) -> str:
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temp files inside
     for row in manifest["files"]:
         assert file_sha256(out / row["file"]) == row["sha256"], row["file"]
-    sources = {read_metadata(out / name)["source_sha256"] for name in models}
+    sources = {read_metadata(out / name).source_sha256 for name in models}
     sources |= {manifest["source_sha256"], report["source_sha256"]}
     assert len(sources) == 1, sources
     predictor = runtimes.load(out, "cpu")

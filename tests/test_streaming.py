@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import signal
 import subprocess
 import sys
 import textwrap
@@ -469,6 +470,48 @@ def test_a_live_source_that_drops_is_reopened_with_backoff(float_dir, tmp_path):
     s = err.value.summary
     assert (s.frames, s.reconnects, s.dropped, s.predictions) == (9, 1, 6, 2)
     assert len(_decode(tmp_path / "a.mp4")) == 9  # the files are finished before the error
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_during_a_frame_is_taken_after_that_frame_is_written(float_dir, tmp_path, signum):
+    """Ctrl-C or SIGTERM arriving while a frame is being handled (here: from the events callback,
+    as a user reacting to an event line would) stops the loop after that frame is saved: the video
+    holds exactly the frames the summary counts. Without the deferral the stop would land between
+    counting the frame and writing it."""
+    from edge_rcnn.cli import _terminate
+
+    previous = signal.signal(signal.SIGTERM, _terminate)  # what edge-rcnn run installs
+    sent = []
+
+    def on_events(events):
+        if not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signum)
+
+    try:
+        summary = run_camera(runtimes.load(float_dir), list(_video(40, seed=9)), save=tmp_path / "a.avi",
+                             threshold=0.01, hold=1, on_events=on_events)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert summary.interrupted and 0 < summary.frames < 40
+    assert len(_decode(tmp_path / "a.avi")) == summary.frames
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the loop's own handlers are gone
+
+
+def test_a_stop_during_a_reconnect_backoff_ends_the_wait(float_dir, tmp_path):
+    frames = list(_video(9, seed=7))
+    captures = iter([FakeCapture(frames[:5]), *[FakeCapture(opened=False)] * 6])
+    waits = []
+
+    def sleep(seconds):  # the backoff: Ctrl-C arrives while the loop waits to reconnect
+        waits.append(seconds)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    summary = run_camera(runtimes.load(float_dir), "rtsp://cam/1", save=tmp_path / "a.mp4",
+                         reconnect=Reconnect(retries=6, backoff=30.0, max_backoff=60.0, sleep=sleep),
+                         open_capture=lambda t: next(captures))
+    assert summary.interrupted and summary.frames == 5 and waits == [30.0]  # stopped at the first wait
+    assert len(_decode(tmp_path / "a.mp4")) == 5
 
 
 def test_decode_errors_in_a_file_are_skipped_and_counted(tmp_path):

@@ -9,9 +9,11 @@ progress line, Ctrl-C as a clean stop, and a ``RunSummary``. Everything it holds
 from __future__ import annotations
 
 import collections
+import signal
 import sys
+import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Iterator
 
 from runtimes.camera.events import Event, EventDetector
@@ -129,12 +131,73 @@ def _label(result: FrameResult) -> str:
     return f"{latest.label} {latest.score:.2f}" if latest is not None else "..."
 
 
+class _StopBetweenFrames:
+    """Ctrl-C and SIGTERM, taken between frames instead of inside one.
+
+    The handlers that raise (Python's KeyboardInterrupt for SIGINT, the CLI's ``Terminated`` for
+    SIGTERM) would otherwise stop the loop between counting a frame and writing it, so the saved
+    video would hold one frame less than the summary counts. Within the loop a signal is only
+    recorded; ``check()`` after each whole frame calls the handler it replaced, and a reconnect's
+    backoff (``around``) ends early to take it. Only in the main
+    thread (where signal handlers live), and only for handlers that are Python callables: a
+    process left with the default SIGTERM action is stopped by the system as before.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.pending: int | None = None
+        self.replaced: dict[int, object] = {}
+        self._asked = threading.Event()
+
+    def __enter__(self) -> "_StopBetweenFrames":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                handler = signal.getsignal(sig)
+                if callable(handler):
+                    self.replaced[sig] = handler
+                    signal.signal(sig, self._record)
+        return self
+
+    def _record(self, signum, frame) -> None:
+        if self.pending is None:
+            self.pending = signum
+        self._asked.set()
+
+    def around(self, sleep):
+        """A reconnect's backoff ``sleep``: ``time.sleep`` becomes a wait that a stop asked for
+        ends early; any other (a test's) is called as it is; the stop is taken after either."""
+        def wait(seconds: float) -> None:
+            self._asked.wait(seconds) if sleep is time.sleep else sleep(seconds)
+            self.check()
+
+        return wait
+
+    def check(self) -> None:
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            handler = self._restore().get(signum)
+            handler(signum, None)  # raises KeyboardInterrupt / Terminated
+
+    def _restore(self) -> dict[int, object]:
+        replaced, self.replaced = self.replaced, {}
+        for sig, handler in replaced.items():
+            signal.signal(sig, handler)
+        return replaced
+
+    def __exit__(self, *exc) -> None:
+        self._restore()
+
+
 def run_camera(predictor, source, *, save=None, events=None, progress: bool = False, on_events=None,
                **options) -> RunSummary:
     """The whole camera loop: ``save`` an annotated video, append ``events`` as JSON lines, show a
     progress line on stderr, pass each frame's events to ``on_events(events)``. Ctrl-C stops it cleanly
     (``interrupted`` in the summary); a live source lost for good raises ``SourceError`` after the
     files are finished (``error.summary``). Options: ``CameraRun``."""
+    stop = _StopBetweenFrames()
+    reconnect = options.get("reconnect") or Reconnect()
+    options["reconnect"] = replace(reconnect, sleep=stop.around(reconnect.sleep))
     camera_run = run(predictor, source, **options)
     try:
         video = AnnotatedVideo(save, camera_run.source.fps) if save else None
@@ -145,6 +208,7 @@ def run_camera(predictor, source, *, save=None, events=None, progress: bool = Fa
     interrupted, failure, shown, done = False, None, 0.0, False
     iterator = iter(camera_run)
     try:
+        stop.__enter__()
         for result in iterator:
             if on_events is not None and result.events:
                 on_events(result.events)
@@ -157,12 +221,15 @@ def run_camera(predictor, source, *, save=None, events=None, progress: bool = Fa
                 sys.stderr.write(f"\r{camera_run.frames} frames  {result.fps:6.1f} FPS  {_label(result):<24}  "
                                  f"events {camera_run.event_count}  dropped {camera_run.source.dropped}")
                 sys.stderr.flush()
+            stop.check()  # a stop asked for during this frame: now, with the frame written
+        stop.check()
         done = True
     except KeyboardInterrupt:
         interrupted = done = True
     except SourceError as exc:
         failure, done = exc, True
     finally:
+        stop.__exit__()
         iterator.close()
         if progress and shown:
             sys.stderr.write("\n")
