@@ -26,7 +26,7 @@ from typing import Iterator
 
 import numpy as np
 
-from edge_rcnn.core.data.moving_digits import _load_digits, write_dataset
+from edge_rcnn.core.data.moving_digits import digit_scans, write_dataset
 from edge_rcnn.core.errors import ConfigError, DataError, choices_error
 
 KINDS = ("translate", "approach", "camera")
@@ -102,7 +102,7 @@ def photos(split: str) -> tuple[np.ndarray, ...]:
 
 @functools.lru_cache(maxsize=1)
 def _digits() -> np.ndarray:
-    return _load_digits()[0]
+    return digit_scans()[0]
 
 
 def _object(rng: np.random.Generator, side: int) -> np.ndarray:

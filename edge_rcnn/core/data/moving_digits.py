@@ -41,7 +41,8 @@ _OUTSIDE = 0.5  # at most this share of the digit's side leaves the frame
 
 
 @functools.lru_cache(maxsize=1)
-def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+def digit_scans() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 handwritten digits as float images in 0..1, and their digits."""
     try:
         from sklearn.datasets import load_digits
     except ImportError:  # pragma: no cover - depends on the install
@@ -59,7 +60,7 @@ def digit_samples(digit: int, split: str) -> np.ndarray:
     """
     if split not in SPLITS:
         raise choices_error("split", split, SPLITS)
-    _, targets = _load_digits()
+    _, targets = digit_scans()
     indices = np.flatnonzero(targets == digit)
     indices = np.random.default_rng([_POOL_SEED, int(digit)]).permutation(indices)
     n_val = int(np.ceil(len(indices) * VAL_SAMPLE_FRACTION))
@@ -138,7 +139,7 @@ def render_clip(
 
 
 def _iter_clips(n_per_class, digits, directions, frames, size, seed, split) -> Iterator[tuple[np.ndarray, int]]:
-    images, _ = _load_digits()
+    images, _ = digit_scans()
     label = 0
     for digit in digits:
         pool = digit_samples(digit, split)
