@@ -46,15 +46,15 @@ def get_scores(output: np.ndarray, tensor: TensorInfo) -> np.ndarray:
     return dequantize_array(output, tensor) if tensor.quantized else np.asarray(output, dtype=np.float32)
 
 
-def top_indices(scores: Sequence[float], k: int) -> list[int]:
-    """Indices of the ``k`` best ``scores`` (no NaN), best first, ties to the lower id: the order
-    of ``np.argsort(-scores, kind="stable")[:k]``. A video model has few classes: one Python sort
-    of a list; many classes take an exact ``np.partition``."""
+def top_indices(scores: np.ndarray, k: int, values: list[float] | None = None) -> list[int]:
+    """Indices of the ``k`` best ``scores`` (1-D, no NaN), best first, ties to the lower id: the
+    order of ``np.argsort(-scores, kind="stable")[:k]``. A video model has few classes: one Python
+    sort of ``values`` (``scores.tolist()``, passed when the caller has it); many classes take an
+    exact ``np.partition``."""
     n = len(scores)
     if n <= SMALL_CLASS_COUNT or k >= n:
-        values = scores.tolist() if isinstance(scores, np.ndarray) else list(scores)
+        values = scores.tolist() if values is None else values
         return sorted(range(n), key=values.__getitem__, reverse=True)[:k]  # reverse keeps ties in id order
-    scores = np.asarray(scores)
     kth = np.partition(scores, n - k)[n - k]  # the k-th best value: all above it are in, ties at it sorted below
     candidates = np.flatnonzero(scores >= kth)
     return candidates[np.argsort(-scores[candidates], kind="stable")][:k].tolist()
@@ -64,7 +64,7 @@ def get_classes(scores: np.ndarray, labels: Sequence[str], top_k: int = 5, thres
     """The ``top_k`` classes with a score at or above ``threshold``, best first (ties: lower id)."""
     scores = np.asarray(scores, dtype=np.float32).reshape(-1)
     values = scores.tolist()
-    return tuple(Class(i, str(labels[i]), values[i]) for i in top_indices(scores, max(int(top_k), 0))
+    return tuple(Class(i, str(labels[i]), values[i]) for i in top_indices(scores, max(int(top_k), 0), values)
                  if values[i] >= threshold)
 
 
